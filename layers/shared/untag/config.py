@@ -1,0 +1,76 @@
+"""The service's configuration: the environment variables template.yaml sets, read once into a typed object."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import MISSING, dataclass, fields
+from functools import lru_cache
+
+DEFAULT_API_BASE_URL = "https://api.cc.email/v3"
+DEFAULT_TOKEN_URL = "https://authz.constantcontact.com/oauth2/default/v1/token"
+
+
+class ConfigurationError(RuntimeError):
+    """A required environment variable is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Config:
+    token_secret_id: str
+    table_name: str
+    topic_arn: str
+    api_base_url: str = DEFAULT_API_BASE_URL
+    token_url: str = DEFAULT_TOKEN_URL
+    intake_queue_url: str = ""
+    requests_per_second: float = 3.0  # shared by every instance of both functions
+    activity_deadline_hours: float = 24.0
+    retention_days: int = 30
+    first_poll_delay_seconds: float = 2.0
+    max_poll_interval_seconds: float = 60.0
+    time_reserve_seconds: float = 10.0  # stop starting API calls when less Lambda time is left
+    connect_timeout_seconds: float = 3.05
+    read_timeout_seconds: float = 20.0
+
+
+ENVIRONMENT = {
+    "token_secret_id": "CC_TOKEN_SECRET_ID",
+    "table_name": "ACTIVITY_TABLE_NAME",
+    "topic_arn": "RESULT_TOPIC_ARN",
+    "api_base_url": "CC_API_BASE_URL",
+    "token_url": "CC_TOKEN_URL",
+    "intake_queue_url": "INTAKE_QUEUE_URL",
+    "requests_per_second": "CC_REQUESTS_PER_SECOND",
+    "activity_deadline_hours": "ACTIVITY_DEADLINE_HOURS",
+    "retention_days": "RETENTION_DAYS",
+    "first_poll_delay_seconds": "FIRST_POLL_DELAY_SECONDS",
+    "max_poll_interval_seconds": "MAX_POLL_INTERVAL_SECONDS",
+    "time_reserve_seconds": "TIME_RESERVE_SECONDS",
+    "connect_timeout_seconds": "CC_CONNECT_TIMEOUT_SECONDS",
+    "read_timeout_seconds": "CC_READ_TIMEOUT_SECONDS",
+}
+
+
+def load_config() -> Config:
+    """The configuration of this process (cached; re-read only if the environment changed)."""
+    return _parse(tuple(os.environ.get(name) for name in ENVIRONMENT.values()))
+
+
+@lru_cache(maxsize=8)
+def _parse(values: tuple[str | None, ...]) -> Config:
+    kinds = {field.name: field for field in fields(Config)}
+    arguments = {}
+    missing = []
+    for (name, variable), value in zip(ENVIRONMENT.items(), values):
+        field = kinds[name]
+        if value is None or value == "":
+            if field.default is MISSING:
+                missing.append(variable)
+            continue
+        kind = str if field.default is MISSING else type(field.default)
+        try:
+            arguments[name] = kind(value)
+        except ValueError:
+            raise ConfigurationError(f"{variable}={value!r} is not a valid {kind.__name__}") from None
+    if missing:
+        raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
+    return Config(**arguments)

@@ -1,0 +1,155 @@
+"""The poller: follow pending activities to their end and finish the requests they carry.
+
+One run: publish the result events still due; unless the daily quota is spent, read what
+Constant Contact says of the activities on the work list (the ``GET /activities``
+collection, 500 a page, when several are due; ``GET /activities/{id}`` for the rest),
+store what changed, end activities past the deadline or unknown to Constant Contact as
+``timed_out``, and finish every request whose activities are all final. Bounded by the
+Lambda time budget and ``ceil(pending / 500) + 1`` GET calls; the rest waits for the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from untag.activity import TERMINAL_STATES, ActivityStatus
+from untag.budget import TimeBudget
+from untag.constant_contact import ApiError, QuotaExceeded, next_utc_midnight
+from untag.observability import MetricUnit, count, logger, metrics
+from untag.result_event import utc_timestamp
+from untag.settlement import finish_if_done, publish
+from untag.store import DUE_ACTIVITY, DUE_PUBLISH
+
+PAGE_SIZE = 500
+_UNKNOWN = object()  # Constant Contact answered 404 for this activity
+
+
+@dataclass
+class PollReport:
+    pending_activities: int = 0
+    api_gets: int = 0
+    activities_updated: int = 0
+    activities_ended: int = 0
+    requests_waiting: int = 0
+    events_published: int = 0
+    skipped: str = ""
+
+
+def poll(services: Any, budget: TimeBudget) -> PollReport:
+    store = services.store
+    report = PollReport()
+    now = services.clock()
+    due_events = store.due(DUE_PUBLISH, until=now)
+    report.events_published = publish(services, [
+        ({"pk": item["pk"], "sk": item["sk"]}, json.loads(item["event"])) for item in due_events
+    ])
+
+    if store.quota_blocked_until() > now:
+        report.skipped = "daily quota spent"
+        logger.warning("skipping this run: the daily quota is spent")
+        return report
+
+    work = store.due(DUE_ACTIVITY)
+    active = [item for item in work if item.get("state") not in TERMINAL_STATES]
+    final = [item for item in work if item.get("state") in TERMINAL_STATES]
+    report.pending_activities = len(active)
+    metrics.add_metric(name="PendingActivities", unit=MetricUnit.Count, value=len(active))
+    if active:
+        oldest = max(_age(services.config, item, now) for item in active)
+        metrics.add_metric(name="OldestPendingActivityAgeSeconds", unit=MetricUnit.Seconds, value=oldest)
+
+    deadline_passed = {item["activity_id"] for item in active if item.get("deadline_at", math.inf) <= now}
+    due = [item for item in active if item["due_at"] <= now and item["activity_id"] not in deadline_passed]
+    due_ids = {item["activity_id"] for item in due}
+    seen = _read_statuses(services, due, active, budget, report)
+
+    at = utc_timestamp(now)
+    hours = services.config.activity_deadline_hours
+    for item in active:
+        previous = ActivityStatus.from_record(item)
+        if item["activity_id"] in deadline_passed:
+            status = previous.ended("timed_out", f"not finished within the service's deadline of {hours:g} hours", at)
+        elif seen.get(item["activity_id"]) is _UNKNOWN:
+            status = previous.ended("timed_out", "Constant Contact no longer knows this activity", at)
+        elif item["activity_id"] in seen:
+            status = seen[item["activity_id"]]
+        else:
+            continue
+        next_poll_at = None if status.terminal else now + _interval(services.config, item, now)
+        if status != previous:
+            if store.update_activity(status, previous_state=item["state"], next_poll_at=next_poll_at):
+                report.activities_updated += 1
+                if status.terminal:
+                    report.activities_ended += 1
+                    final.append({**item, **status.as_event()})
+        elif next_poll_at is not None and item["activity_id"] in due_ids:
+            store.postpone_activity(item["activity_id"], next_poll_at)
+
+    report.requests_waiting = _settle(services, final)
+    return report
+
+
+def _read_statuses(services: Any, due: list[dict[str, Any]], active: list[dict[str, Any]], budget: TimeBudget,
+                   report: PollReport) -> dict[str, Any]:
+    """What Constant Contact says of the due activities (and of any other pending one it shows)."""
+    client = services.constant_contact
+    seen: dict[str, Any] = {}
+    if not due:
+        return seen
+    allowance = math.ceil(len(active) / PAGE_SIZE) + 1
+    wanted = {item["activity_id"] for item in active}
+    try:
+        if len(due) > 1:
+            link = None
+            while allowance > 0 and not budget.exhausted():
+                page, link = client.list_activities(limit=PAGE_SIZE, next_link=link)
+                allowance -= 1
+                report.api_gets += 1
+                seen.update({status.activity_id: status for status in page if status.activity_id in wanted})
+                if wanted <= seen.keys() or not link:
+                    break
+                if allowance <= 1 and not all(item["activity_id"] in seen for item in due):
+                    break  # keep the last call for an activity the pages did not show
+        for item in due:
+            if item["activity_id"] in seen:
+                continue
+            if allowance <= 0 or budget.exhausted():
+                break
+            status = client.get_activity(item["activity_id"])
+            allowance -= 1
+            report.api_gets += 1
+            seen[item["activity_id"]] = _UNKNOWN if status is None else status
+    except QuotaExceeded:
+        services.store.block_quota_until(next_utc_midnight(services.clock()))
+        report.skipped = "daily quota spent"
+    except ApiError as error:
+        logger.warning("could not read activity statuses; the next run tries again", extra={"error": str(error)})
+    return seen
+
+
+def _age(config: Any, item: dict[str, Any], now: float) -> float:
+    return now - (item.get("deadline_at", now) - config.activity_deadline_hours * 3600)
+
+
+def _interval(config: Any, item: dict[str, Any], now: float) -> float:
+    """Poll young activities soon and long-running ones less often."""
+    return min(config.max_poll_interval_seconds, max(config.first_poll_delay_seconds, _age(config, item, now) / 4))
+
+
+def _settle(services: Any, final: list[dict[str, Any]]) -> int:
+    """Finish the requests of final activities; take each activity off the list once its requests no longer need it."""
+    if not final:
+        return 0
+    store = services.store
+    request_ids = {request_id for item in final for request_id in item.get("request_ids", ())}
+    requests = store.get_requests(request_ids)
+    known = {item["activity_id"]: item for item in final}
+    waiting = finish_if_done(services, requests.values(), known)
+    for item in final:
+        carried = [requests.get(request_id) for request_id in item.get("request_ids", ())]
+        if all(request is not None and request.get("status") != "creating" for request in carried):
+            store.settle_activity(item["activity_id"])
+    return len(waiting)

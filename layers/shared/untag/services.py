@@ -1,0 +1,74 @@
+"""The service's parts wired together from the configuration: once per process, AWS clients created on first use."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from typing import Any, Callable
+
+from untag.config import Config, load_config
+
+
+@dataclass
+class Services:
+    config: Config
+    clock: Callable[[], float] = field(default=time.time)
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def aws(self, service: str) -> Any:
+        """A boto3 client, created on first use (so tests can start moto first)."""
+        if service not in self._clients:
+            import boto3  # noqa: PLC0415 - created lazily, off the import path
+
+            self._clients[service] = boto3.client(service)
+        return self._clients[service]
+
+    @cached_property
+    def store(self):
+        from untag.store import ActivityStore
+
+        return ActivityStore(lambda: self.aws("dynamodb"), self.config.table_name,
+                             retention_days=self.config.retention_days, clock=self.clock)
+
+    @cached_property
+    def publisher(self):
+        from untag.publisher import SnsPublisher
+
+        return SnsPublisher(lambda: self.aws("sns"), self.config.topic_arn)
+
+    @cached_property
+    def tokens(self):
+        from untag.tokens import SecretsManagerSecret, TokenProvider
+
+        secret = SecretsManagerSecret(lambda: self.aws("secretsmanager"), self.config.token_secret_id)
+        return TokenProvider(secret, self.config.token_url, self.store, clock=self.clock)
+
+    @cached_property
+    def constant_contact(self):
+        import requests
+
+        from untag.constant_contact import ConstantContactClient
+        from untag.store import SharedRateLimiter
+
+        session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=4, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return ConstantContactClient(
+            self.config.api_base_url,
+            self.tokens,
+            rate_limiter=SharedRateLimiter(self.store, self.config.requests_per_second, clock=self.clock),
+            timeouts=(self.config.connect_timeout_seconds, self.config.read_timeout_seconds),
+            session=session,
+        )
+
+
+def current_services() -> Services:
+    """The services for this process's configuration (re-wired only if the environment changed)."""
+    return _services_for(load_config())
+
+
+@lru_cache(maxsize=4)
+def _services_for(config: Config) -> Services:
+    return Services(config)

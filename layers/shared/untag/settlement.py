@@ -1,0 +1,70 @@
+"""Finishing requests: when every activity of a request is final, store its result event once, then publish it.
+
+Shared by the intake (a request none of whose activities could be created) and the poller.
+The event is stored with a conditional write before it is published, so overlapping runs
+publish the same content, and an event SNS did not take stays due for the next run.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+from untag.activity import ActivityStatus
+from untag.observability import count, logger
+from untag.result_event import finished_event, utc_timestamp
+
+
+def activity_ids_of(request: dict[str, Any]) -> list[str]:
+    return list(dict.fromkeys((request.get("activities") or {}).values()))
+
+
+def finish_if_done(services: Any, requests: Iterable[dict[str, Any]],
+                   known: dict[str, dict[str, Any]] | None = None) -> set[str]:
+    """Finish every given pending request whose activities are all final; return the ids still waiting."""
+    store = services.store
+    pending = [request for request in requests if request.get("status") == "pending"]
+    known = dict(known or {})
+    missing = {aid for request in pending for aid in activity_ids_of(request)} - known.keys()
+    if missing:
+        known.update(store.get_activities(missing))
+    events, waiting = [], set()
+    now = utc_timestamp(services.clock())
+    for request in pending:
+        records = [known.get(aid) for aid in activity_ids_of(request)]
+        if any(record is None or record.get("state") not in ("completed", "failed", "cancelled", "timed_out")
+               for record in records):
+            waiting.add(request["request_id"])
+            continue
+        event = finished_event(
+            request_id=request["request_id"],
+            tag_ids=request["tag_ids"],
+            source_type=request["source_type"],
+            metadata=json.loads(request["metadata"]) if request.get("metadata") else None,
+            activities=[ActivityStatus.from_record(record) for record in records],
+            creation_errors=[message for _, message in sorted((request.get("creation_errors") or {}).items(),
+                                                               key=lambda entry: int(entry[0]))],
+            received_at=request["received_at"],
+            finished_at=now,
+        )
+        if store.finish_request(request["request_id"], event):
+            events.append(event)
+            count(f"Requests{event['state'].title().replace('_', '')}")
+            logger.info("request finished", extra={"request_id": event["request_id"], "state": event["state"]})
+    publish(services, [({"pk": f"REQUEST#{event['request_id']}", "sk": "REQUEST"}, event) for event in events])
+    return waiting
+
+
+def publish(services: Any, due: list[tuple[dict[str, str], dict[str, Any]]]) -> int:
+    """Publish stored events and take each one SNS accepted off the work list; returns how many."""
+    if not due:
+        return 0
+    accepted = services.publisher.publish([event for _, event in due])
+    for (key, _), ok in zip(due, accepted):
+        if ok:
+            services.store.mark_published(key)
+    published = sum(accepted)
+    count("ResultEventsPublished", published)
+    if published < len(due):
+        count("ResultEventsPublishFailed", len(due) - published)
+    return published

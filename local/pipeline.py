@@ -1,0 +1,221 @@
+"""The deployed event flow, emulated on one machine: the SQS event source mapping, the schedule, the result queue.
+
+Loads the handlers template.yaml names, feeds them the exact Lambda event shapes (an SQS
+batch built from messages really received from the intake queue; a scheduled event), deletes
+what the intake finished and leaves the ``batchItemFailures`` for redelivery, so the queue's
+own redrive policy moves poison messages to the DLQ. Result events are read from an SQS
+queue subscribed to the result topic, as a subscriber would.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import boto3
+
+from local.stack import Stack
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_handler(stack: Stack, logical_id: str) -> Callable[[dict, Any], Any]:
+    """Import the handler template.yaml names for a function, with the shared layer on the path."""
+    properties = stack.template["Resources"][logical_id]["Properties"]
+    layer_dirs = [ROOT / "layers" / "shared"]
+    for layer in layer_dirs:
+        if str(layer) not in sys.path:
+            sys.path.insert(0, str(layer))
+    handler = properties.get("Handler") or stack.template.get("Globals", {}).get("Function", {}).get("Handler")
+    module_name, function_name = handler.rsplit(".", 1)
+    path = ROOT / properties["CodeUri"] / f"{module_name.replace('.', '/')}.py"
+    spec = importlib.util.spec_from_file_location(f"{logical_id}_{module_name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, function_name)
+
+
+def function_timeout(stack: Stack, logical_id: str) -> float:
+    properties = stack.template["Resources"][logical_id]["Properties"]
+    return float(properties.get("Timeout") or stack.template.get("Globals", {}).get("Function", {}).get("Timeout", 3))
+
+
+def template_parameter(stack: Stack, name: str, fallback: Any = None) -> Any:
+    """A template parameter's default value."""
+    return stack.template.get("Parameters", {}).get(name, {}).get("Default", fallback)
+
+
+@dataclass
+class LambdaContext:
+    """The Lambda context object, with a real countdown to the function's timeout."""
+
+    function_name: str
+    timeout_seconds: float
+    memory_limit_in_mb: int = 512
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
+    """The event Lambda's SQS event source mapping sends, from messages as ReceiveMessage returned them."""
+    return {"Records": [{
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": dict(message.get("Attributes", {})),
+        "messageAttributes": {
+            name: {"stringValue": value.get("StringValue"), "binaryValue": value.get("BinaryValue"),
+                   "stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    } for message in messages]}
+
+
+def scheduled_event(region: str) -> dict[str, Any]:
+    """The event an EventBridge schedule sends."""
+    return {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.scheduler",
+        "account": "123456789012", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "region": region,
+        "resources": [f"arn:aws:scheduler:{region}:123456789012:schedule/default/untag-poller"], "detail": {},
+    }
+
+
+class LocalPipeline:
+    """Both functions wired to the stack's queue, table, topic and secret, with the event sources emulated."""
+
+    def __init__(self, stack: Stack, *, environment: dict[str, str] | None = None, batch_size: int | None = None):
+        self.stack = stack
+        self.region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+        os.environ.update(stack.function_environment("PollerFunction"))
+        os.environ.update(stack.function_environment("IntakeFunction"))
+        os.environ.update(environment or {})
+        self.intake = load_handler(stack, "IntakeFunction")
+        self.poller = load_handler(stack, "PollerFunction")
+        self.intake_timeout = function_timeout(stack, "IntakeFunction")
+        self.poller_timeout = function_timeout(stack, "PollerFunction")
+        self.batch_size = batch_size or int(template_parameter(stack, "IntakeBatchSize", 10))
+        self.sqs = boto3.client("sqs")
+        self.sns = boto3.client("sns")
+        self.results_queue_url = self._subscribe_results_queue()
+        self.results: list[dict[str, Any]] = []
+        self.intake_invocations = 0
+        self.poller_invocations = 0
+        self.retried_records = 0
+
+    def _subscribe_results_queue(self) -> str:
+        url = self.sqs.create_queue(QueueName=f"untag-results-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.sns.subscribe(TopicArn=self.stack.topic_arn, Protocol="sqs", Endpoint=arn)
+        return url
+
+    def submit(self, bodies: list[str]) -> None:
+        """Send request bodies to the intake queue, as a producer would."""
+        for start in range(0, len(bodies), 10):
+            entries = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(bodies[start:start + 10])]
+            answer = self.sqs.send_message_batch(QueueUrl=self.stack.queue_url, Entries=entries)
+            if answer.get("Failed"):
+                raise RuntimeError(f"could not queue requests: {answer['Failed']}")
+
+    def intake_once(self) -> int:
+        """One event source mapping poll: receive up to a batch, invoke the intake, delete what succeeded."""
+        messages: list[dict[str, Any]] = []
+        while len(messages) < self.batch_size:
+            answer = self.sqs.receive_message(
+                QueueUrl=self.stack.queue_url, MaxNumberOfMessages=min(10, self.batch_size - len(messages)),
+                AttributeNames=["All"], MessageAttributeNames=["All"], WaitTimeSeconds=0)
+            received = answer.get("Messages", [])
+            if not received:
+                break
+            messages.extend(received)
+        if not messages:
+            return 0
+        event = sqs_event(messages, self.stack.queue_arn, self.region)
+        self.intake_invocations += 1
+        try:
+            response = self.intake(event, LambdaContext("untag-intake", self.intake_timeout))
+            failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", ())}
+        except Exception:  # noqa: BLE001 - a function error: Lambda retries the whole batch
+            failed = {message["MessageId"] for message in messages}
+        self.retried_records += len(failed)
+        done = [message for message in messages if message["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            self.sqs.delete_message_batch(QueueUrl=self.stack.queue_url, Entries=[
+                {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]}
+                for n, message in enumerate(done[start:start + 10])])
+        # What failed becomes visible again at once here (the deployed queue waits its visibility timeout).
+        for message in messages:
+            if message["MessageId"] in failed:
+                self._make_visible(message)
+        return len(messages)
+
+    def _make_visible(self, message: dict[str, Any]) -> None:
+        try:
+            self.sqs.change_message_visibility(QueueUrl=self.stack.queue_url, ReceiptHandle=message["ReceiptHandle"],
+                                               VisibilityTimeout=0)
+        except self.sqs.exceptions.ClientError:
+            pass
+
+    def poll_once(self) -> dict[str, Any]:
+        self.poller_invocations += 1
+        return self.poller(scheduled_event(self.region), LambdaContext("untag-poller", self.poller_timeout))
+
+    def collect_results(self) -> list[dict[str, Any]]:
+        """Read result events from the subscribed queue (SNS envelopes unwrapped, attributes kept)."""
+        while True:
+            answer = self.sqs.receive_message(QueueUrl=self.results_queue_url, MaxNumberOfMessages=10,
+                                              WaitTimeSeconds=0)
+            messages = answer.get("Messages", [])
+            if not messages:
+                return self.results
+            for message in messages:
+                envelope = json.loads(message["Body"])
+                event = json.loads(envelope["Message"])
+                event["_attributes"] = {name: value["Value"]
+                                        for name, value in envelope.get("MessageAttributes", {}).items()}
+                self.results.append(event)
+            self.sqs.delete_message_batch(QueueUrl=self.results_queue_url, Entries=[
+                {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]} for n, message in enumerate(messages)])
+
+    def queue_depth(self, url: str | None = None) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=url or self.stack.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def run_until_settled(self, expected_results: int, *, timeout: float = 120.0, poll_interval: float = 0.2,
+                          on_progress: Callable[["LocalPipeline"], None] | None = None) -> bool:
+        """Drive intake and poller until ``expected_results`` distinct requests have result events, or time out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            while self.intake_once():
+                if on_progress:
+                    on_progress(self)
+            self.poll_once()
+            self.collect_results()
+            if on_progress:
+                on_progress(self)
+            if len({event["request_id"] for event in self.results}) >= expected_results and not self.queue_depth():
+                return True
+            time.sleep(poll_interval)
+        return False

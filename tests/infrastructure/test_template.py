@@ -1,0 +1,344 @@
+"""Infrastructure tests: assertions on template.yaml (and the sample events that target it)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.stack import load_template
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+EVENTS_DIR = REPO_ROOT / "events"
+
+CONTRACT_VARIABLES = {"CC_API_BASE_URL", "CC_TOKEN_URL", "CC_TOKEN_SECRET_ID"}
+PROJECT_VARIABLES = {"ACTIVITY_TABLE_NAME", "RESULT_TOPIC_ARN"}
+FUNCTION_TYPE = "AWS::Serverless::Function"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(TEMPLATE_PATH)
+
+
+def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {lid: r for lid, r in template["Resources"].items() if r["Type"] == resource_type}
+
+
+def properties(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    return template["Resources"][logical_id]["Properties"]
+
+
+def parameter_default(template: dict[str, Any], name: str) -> Any:
+    return template["Parameters"][name]["Default"]
+
+
+def function_setting(template: dict[str, Any], logical_id: str, key: str) -> Any:
+    """A function property, falling back to Globals.Function as SAM does."""
+    own = properties(template, logical_id)
+    return own[key] if key in own else template["Globals"]["Function"][key]
+
+
+def function_variables(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    global_variables = template["Globals"]["Function"].get("Environment", {}).get("Variables", {})
+    own_variables = properties(template, logical_id).get("Environment", {}).get("Variables", {})
+    return {**global_variables, **own_variables}
+
+
+def intake_sqs_event(template: dict[str, Any]) -> dict[str, Any]:
+    events = properties(template, "IntakeFunction")["Events"]
+    (event,) = [e for e in events.values() if e["Type"] == "SQS"]
+    return event["Properties"]
+
+
+def all_statements(node: Any) -> list[dict[str, Any]]:
+    """Every IAM statement anywhere in the template (inline policies, queue/topic policies...)."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        statements = node.get("Statement")
+        if isinstance(statements, dict):
+            found.append(statements)
+        elif isinstance(statements, list):
+            found.extend(s for s in statements if isinstance(s, dict))
+        for value in node.values():
+            found.extend(all_statements(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(all_statements(item))
+    return found
+
+
+# --------------------------------------------------------------------------- intake queue
+
+
+def test_intake_queue_visibility_timeout_covers_six_function_timeouts_plus_batching_window(template):
+    # Given the intake function's timeout and the batching window (default and largest allowed)
+    timeout = int(function_setting(template, "IntakeFunction", "Timeout"))
+    window = template["Parameters"]["IntakeBatchingWindowSeconds"]
+    # When reading the intake queue's visibility timeout
+    visibility_timeout = int(properties(template, "IntakeQueue")["VisibilityTimeout"])
+    # Then a message stays hidden for 6 function timeouts plus the batching window, whatever the window
+    assert visibility_timeout >= 6 * timeout + int(window["Default"])
+    assert visibility_timeout >= 6 * timeout + int(window["MaxValue"])
+
+
+def test_intake_queue_redrives_to_the_dead_letter_queue_after_at_least_five_receives(template):
+    # Given the intake queue's redrive policy
+    redrive = properties(template, "IntakeQueue")["RedrivePolicy"]
+    max_receive_count = template["Parameters"]["MaxReceiveCount"]
+    # Then it points at the dead-letter queue
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["IntakeDeadLetterQueue", "Arn"]}
+    # And a message is retried at least 5 times, whatever the parameter's value
+    assert redrive["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
+    assert int(max_receive_count["Default"]) >= 5
+    assert int(max_receive_count["MinValue"]) >= 5
+
+
+def test_dead_letter_queue_keeps_messages_fourteen_days(template):
+    # Given the dead-letter queue
+    queue = properties(template, "IntakeDeadLetterQueue")
+    # Then failed requests are kept for the SQS maximum, 14 days, encrypted
+    assert int(queue["MessageRetentionPeriod"]) == 14 * 24 * 3600
+    assert queue["SqsManagedSseEnabled"] is True
+
+
+def test_intake_sqs_event_reports_partial_batch_failures_and_is_bounded(template):
+    # Given the intake function's SQS event source
+    event = intake_sqs_event(template)
+    # Then one bad record never fails the batch
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # And batch size, batching window and concurrency are the template's parameters
+    assert event["Queue"] == {"Fn::GetAtt": ["IntakeQueue", "Arn"]}
+    assert event["BatchSize"] == {"Ref": "IntakeBatchSize"}
+    assert event["MaximumBatchingWindowInSeconds"] == {"Ref": "IntakeBatchingWindowSeconds"}
+    assert event["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "IntakeMaxConcurrency"}
+    assert int(template["Parameters"]["IntakeMaxConcurrency"]["MinValue"]) >= 2  # the SQS minimum
+
+
+# --------------------------------------------------------------------------- poller
+
+
+def test_poller_runs_alone_on_a_schedule(template):
+    # Given the poller function
+    poller = properties(template, "PollerFunction")
+    # Then at most one poller runs at a time
+    assert poller["ReservedConcurrentExecutions"] == 1
+    # And it is triggered by an EventBridge Scheduler schedule from the PollSchedule parameter
+    (schedule,) = [e for e in poller["Events"].values() if e["Type"] == "ScheduleV2"]
+    assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "PollSchedule"}
+    assert schedule["Properties"]["RetryPolicy"]["MaximumRetryAttempts"] == 0
+    assert parameter_default(template, "PollSchedule") == "rate(1 minute)"
+
+
+def test_poller_timeout_leaves_room_for_a_full_polling_round(template):
+    # Given the poller's timeout and the schedule
+    timeout = int(function_setting(template, "PollerFunction", "Timeout"))
+    # Then it is longer than the intake's (polling many activities at a shared rate takes time)
+    assert timeout >= int(function_setting(template, "IntakeFunction", "Timeout"))
+
+
+# --------------------------------------------------------------------------- IAM
+
+
+def test_no_iam_statement_grants_every_action(template):
+    # Given every IAM statement in the template
+    statements = all_statements(template["Resources"])
+    assert statements, "expected inline policy statements"
+    # Then none allows "*" or a whole service ("sqs:*")
+    for statement in statements:
+        actions = statement.get("Action", [])
+        for action in [actions] if isinstance(actions, str) else actions:
+            assert action != "*" and not str(action).endswith(":*"), statement
+
+
+def test_no_iam_statement_targets_every_resource(template):
+    # Given every IAM statement in the template
+    for statement in all_statements(template["Resources"]):
+        resources = statement.get("Resource", [])
+        # Then each targets declared resources, never "*"
+        assert resources != "*" and "*" not in (resources if isinstance(resources, list) else [resources]), statement
+
+
+def test_functions_use_policy_templates_scoped_to_the_stack_resources(template):
+    # Given each function's policies
+    for logical_id in resources_of_type(template, FUNCTION_TYPE):
+        policies = properties(template, logical_id)["Policies"]
+        by_name = {name: value for policy in policies if isinstance(policy, dict) for name, value in policy.items()}
+        # Then the table and topic permissions are scoped to this stack's table and topic
+        assert by_name["DynamoDBCrudPolicy"] == {"TableName": {"Ref": "ActivityTable"}}
+        assert by_name["SNSPublishMessagePolicy"] == {"TopicName": {"Fn::GetAtt": ["ResultTopic", "TopicName"]}}
+        # And the token secret is read and written back, only this one
+        secret_statements = [s for s in by_name["Statement"] if "secretsmanager:GetSecretValue" in s["Action"]]
+        assert secret_statements and all(s["Resource"] == {"Ref": "TokenSecret"} for s in secret_statements)
+        assert "secretsmanager:PutSecretValue" in secret_statements[0]["Action"]
+
+
+# --------------------------------------------------------------------------- table, topic, secret
+
+
+def test_activity_table_has_the_due_index_ttl_pitr_encryption_and_on_demand_billing(template):
+    # Given the activity table
+    table = properties(template, "ActivityTable")
+    # Then it is on-demand with a pk/sk primary key
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"pk": "HASH", "sk": "RANGE"}
+    # And the poller's due-index is keyed on due / due_at
+    (index,) = [i for i in table["GlobalSecondaryIndexes"] if i["IndexName"] == "due-index"]
+    assert {k["AttributeName"]: k["KeyType"] for k in index["KeySchema"]} == {"due": "HASH", "due_at": "RANGE"}
+    attribute_types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
+    assert attribute_types == {"pk": "S", "sk": "S", "due": "S", "due_at": "N"}
+    # And finished records expire, the table is recoverable and encrypted
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_result_topic_is_encrypted(template):
+    assert properties(template, "ResultTopic")["KmsMasterKeyId"] == "alias/aws/sns"
+
+
+def test_token_secret_holds_no_literal_token(template):
+    # Given the token secret
+    secret = properties(template, "TokenSecret")
+    # Then no secret value is written in the template: a generated placeholder the operator replaces
+    assert "SecretString" not in secret
+    placeholder = json.loads(secret["GenerateSecretString"]["SecretStringTemplate"])
+    assert set(placeholder) == {"access_token"}
+
+
+# --------------------------------------------------------------------------- functions
+
+
+@pytest.mark.parametrize("variable", sorted(CONTRACT_VARIABLES | PROJECT_VARIABLES))
+def test_every_function_gets_the_configuration_it_reads(template, variable):
+    # Given every function of the template
+    functions = resources_of_type(template, FUNCTION_TYPE)
+    assert set(functions) >= {"IntakeFunction", "PollerFunction"}
+    # Then each one's environment (Globals merged with its own) sets the variable
+    for logical_id in functions:
+        assert variable in function_variables(template, logical_id), logical_id
+
+
+def test_environment_variables_point_at_this_stack_resources(template):
+    # Given the intake function's environment
+    variables = function_variables(template, "IntakeFunction")
+    # Then each resource variable references the resource it names
+    assert variables["CC_API_BASE_URL"] == {"Ref": "CcApiBaseUrl"}
+    assert variables["CC_TOKEN_URL"] == {"Ref": "CcTokenUrl"}
+    assert variables["CC_TOKEN_SECRET_ID"] == {"Ref": "TokenSecret"}
+    assert variables["ACTIVITY_TABLE_NAME"] == {"Ref": "ActivityTable"}
+    assert variables["RESULT_TOPIC_ARN"] == {"Ref": "ResultTopic"}
+    assert variables["INTAKE_QUEUE_URL"] == {"Ref": "IntakeQueue"}
+    assert variables["CC_REQUESTS_PER_SECOND"] == {"Ref": "CcRequestsPerSecond"}
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "untag"
+    assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+
+
+def test_constant_contact_endpoints_default_to_production(template):
+    assert parameter_default(template, "CcApiBaseUrl") == "https://api.cc.email/v3"
+    assert parameter_default(template, "CcTokenUrl") == "https://authz.constantcontact.com/oauth2/default/v1/token"
+
+
+def test_functions_run_python_3_13_on_arm64_with_the_shared_layer(template):
+    function_globals = template["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Architectures"] == ["arm64"]
+    assert function_globals["Tracing"] == "Active"
+    assert function_globals["Layers"] == [{"Ref": "SharedLayer"}]
+    for logical_id in resources_of_type(template, FUNCTION_TYPE):
+        assert function_setting(template, logical_id, "Runtime") == "python3.13"
+        assert properties(template, logical_id)["Handler"] == "app.lambda_handler"
+
+
+def test_shared_layer_is_built_for_python_3_13(template):
+    # Given the shared layer
+    layer = template["Resources"]["SharedLayer"]
+    # Then SAM builds it from layers/shared/requirements.txt for the functions' runtime
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert layer["Properties"]["ContentUri"].rstrip("/") == "layers/shared"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+
+
+def test_every_function_has_a_log_group_with_retention(template):
+    # Given the log groups of the template, by the name they give
+    log_groups = {
+        json.dumps(r["Properties"]["LogGroupName"]): r["Properties"]
+        for r in resources_of_type(template, "AWS::Logs::LogGroup").values()
+    }
+    # Then each function's /aws/lambda/<name> group exists, with a retention
+    for logical_id in resources_of_type(template, FUNCTION_TYPE):
+        name = json.dumps({"Fn::Sub": f"/aws/lambda/${{{logical_id}}}"})
+        assert name in log_groups, logical_id
+        assert log_groups[name]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_outputs_expose_what_producers_subscribers_and_operators_need(template):
+    assert set(template["Outputs"]) >= {
+        "IntakeQueueUrl",
+        "IntakeQueueArn",
+        "DeadLetterQueueUrl",
+        "ResultTopicArn",
+        "ActivityTableName",
+        "TokenSecretArn",
+        "IntakeFunctionName",
+        "PollerFunctionName",
+    }
+
+
+def test_cfn_lint_passes():
+    # Given cfn-lint from the project's virtualenv (or PATH)
+    local_cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    cfn_lint = str(local_cfn_lint) if local_cfn_lint.exists() else shutil.which("cfn-lint")
+    if cfn_lint is None:
+        pytest.skip("cfn-lint is not installed")
+    # When linting the template
+    result = subprocess.run([cfn_lint, str(TEMPLATE_PATH)], capture_output=True, text=True, check=False)
+    # Then it reports nothing
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------- sample events
+
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+@pytest.mark.parametrize("file_name", ["intake-sqs-batch.json", "intake-invalid.json"])
+def test_sample_sqs_events_have_the_shape_lambda_delivers(file_name):
+    # Given a sample SQS event
+    event = json.loads((EVENTS_DIR / file_name).read_text(encoding="utf-8"))
+    # Then every record looks like what the SQS event source sends to the intake function
+    message_ids = [record["messageId"] for record in event["Records"]]
+    assert len(set(message_ids)) == len(message_ids)
+    for record in event["Records"]:
+        assert isinstance(record["body"], str)
+        assert record["md5OfBody"] == hashlib.md5(record["body"].encode(), usedforsecurity=False).hexdigest()
+        assert record["eventSource"] == "aws:sqs"
+        assert record["eventSourceARN"].endswith(":untag-IntakeQueue")
+        assert record["attributes"]["ApproximateReceiveCount"] == "1"
+        assert record["attributes"]["SentTimestamp"].isdigit()
+
+
+def test_sample_batch_covers_every_source_type_and_envelope():
+    # Given the valid sample batch
+    bodies = [json.loads(r["body"]) for r in json.loads((EVENTS_DIR / "intake-sqs-batch.json").read_text())["Records"]]
+    requests = [b.get("detail") or (json.loads(b["Message"]) if b.get("Type") == "Notification" else b) for b in bodies]
+    # Then it has one request per source type, both envelopes and a request to split
+    source_types = {key for request in requests for key in request["source"] if key != "exclude"}
+    assert source_types >= {"contact_ids", "list_ids", "tag_ids", "all_active_contacts", "new_subscriber"}
+    assert any(b.get("detail-type") == "Untag Requested" for b in bodies)
+    assert any(b.get("Type") == "Notification" for b in bodies)
+    assert max(len(r["source"].get("contact_ids", [])) for r in requests) > 500
+    # And every id in the contact_ids sources matches the contract's id pattern
+    for request in requests:
+        for contact_id in request["source"].get("contact_ids", []):
+            assert ID_PATTERN.match(contact_id), contact_id
