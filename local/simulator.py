@@ -188,6 +188,7 @@ class ConstantContactSimulator:
         self.malformed: list[str] = []
         self.token_refreshes = 0
         self.invalid_grants = 0
+        self.issued_secrets: list[str] = []  # every token and refresh token handed out, to scan logs for leaks
         # state
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -245,6 +246,7 @@ class ConstantContactSimulator:
             access, expires_at = self._new_access_token()
             refresh = secrets.token_urlsafe(32)
             self._refresh_tokens.add(refresh)
+            self.issued_secrets.append(refresh)
         return {"access_token": access, "refresh_token": refresh, "client_id": self.client_id,
                 "client_secret": self.client_secret, "expires_at": int(expires_at)}
 
@@ -498,6 +500,7 @@ class ConstantContactSimulator:
                 self._refresh_tokens.discard(refresh)
                 refresh = secrets.token_urlsafe(32)
                 self._refresh_tokens.add(refresh)
+                self.issued_secrets.append(refresh)
             access, _ = self._new_access_token()
             self.token_refreshes += 1
         ttl = ACCESS_TOKEN_LIFETIME if self.access_token_ttl is None else self.access_token_ttl
@@ -508,6 +511,7 @@ class ConstantContactSimulator:
     # ----- activity state --------------------------------------------------------------
     def _new_access_token(self) -> tuple[str, float]:
         token = secrets.token_urlsafe(32)
+        self.issued_secrets.append(token)
         ttl = ACCESS_TOKEN_LIFETIME if self.access_token_ttl is None else self.access_token_ttl
         expires_at = time.time() + ttl
         self._access_tokens[token] = expires_at

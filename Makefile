@@ -1,0 +1,52 @@
+# The two commands a newcomer needs: `make run` (the whole pipeline on this machine) and `make test`.
+# Each creates the virtualenv it needs. Python 3.13 is preferred (the Lambda runtime); 3.11+ works.
+
+PYTHON ?= $(shell command -v python3.13 2>/dev/null || ls /root/.pyenv/versions/3.13.*/bin/python3.13 2>/dev/null | head -n1 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SAMVENV := .venv-sam
+REQUESTS ?=
+ARGS ?=
+
+.PHONY: run test lint build validate deploy bench dlq-list dlq-redrive clean
+
+$(STAMP): requirements-dev.txt layers/shared/requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+run: $(STAMP) ## the whole pipeline on this machine: moto + the Constant Contact simulator, no AWS, no Docker
+	$(BIN)/python -m local.runner $(if $(REQUESTS),--requests $(REQUESTS)) $(ARGS)
+
+test: $(STAMP) ## every test, offline
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint template.yaml -a cfn_lint_serverless.rules
+
+bench: $(STAMP) ## API and AWS call counts, throughput and cold start; writes bench/results.json
+	$(BIN)/python -m bench
+
+$(SAMVENV)/bin/sam:
+	$(PYTHON) -m venv $(SAMVENV)
+	$(SAMVENV)/bin/python -m pip install --quiet --disable-pip-version-check aws-sam-cli==1.170.0
+
+validate: $(SAMVENV)/bin/sam
+	PATH="$(dir $(PYTHON)):$$PATH" $(SAMVENV)/bin/sam validate --lint --region us-east-1
+
+build: $(SAMVENV)/bin/sam
+	PATH="$(dir $(PYTHON)):$$PATH" $(SAMVENV)/bin/sam build
+
+deploy: build
+	$(SAMVENV)/bin/sam deploy $(if $(ENV),--config-env $(ENV))
+
+dlq-list: $(STAMP) ## poison messages of a deployed stack: make dlq-list STACK=cc-untag-dev
+	$(BIN)/python -m local.dlq list --stack $(STACK)
+
+dlq-redrive: $(STAMP)
+	$(BIN)/python -m local.dlq redrive --stack $(STACK)
+
+clean:
+	rm -rf $(VENV) $(SAMVENV) .aws-sam bench/results.json
