@@ -5,6 +5,11 @@ batch built from messages really received from the intake queue; a scheduled eve
 what the intake finished and leaves the ``batchItemFailures`` for redelivery, so the queue's
 own redrive policy moves poison messages to the DLQ. Result events are read from an SQS
 queue subscribed to the result topic, as a subscriber would.
+
+By default what the intake leaves for redelivery becomes visible again at once (tests); with
+``redelivery_delay=N`` messages are received with an N-second visibility timeout instead, so
+retries come back after N seconds and a visibility the function set itself (the daily-quota
+deferral) is respected, as on the deployed queue. ``close()`` removes the results queue.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import json
 import os
 import sys
 import time
+import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +30,7 @@ import boto3
 from local.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
+SQS_BATCH_BYTES = 262_144  # SendMessageBatch: at most 10 messages and 256 KiB of bodies per call
 
 
 def load_handler(stack: Stack, logical_id: str) -> Callable[[dict, Any], Any]:
@@ -104,8 +111,10 @@ def scheduled_event(region: str) -> dict[str, Any]:
 class LocalPipeline:
     """Both functions wired to the stack's queue, table, topic and secret, with the event sources emulated."""
 
-    def __init__(self, stack: Stack, *, environment: dict[str, str] | None = None, batch_size: int | None = None):
+    def __init__(self, stack: Stack, *, environment: dict[str, str] | None = None, batch_size: int | None = None,
+                 redelivery_delay: int | None = None):
         self.stack = stack
+        self.redelivery_delay = redelivery_delay
         self.region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
         os.environ.update(stack.function_environment("PollerFunction"))
         os.environ.update(stack.function_environment("IntakeFunction"))
@@ -117,25 +126,47 @@ class LocalPipeline:
         self.batch_size = batch_size or int(template_parameter(stack, "IntakeBatchSize", 10))
         self.sqs = boto3.client("sqs")
         self.sns = boto3.client("sns")
+        self.subscription_arn = ""
         self.results_queue_url = self._subscribe_results_queue()
         self.results: list[dict[str, Any]] = []
         self.intake_invocations = 0
         self.poller_invocations = 0
         self.retried_records = 0
+        self.intake_errors: list[str] = []  # one formatted traceback per intake invocation that raised
 
     def _subscribe_results_queue(self) -> str:
         url = self.sqs.create_queue(QueueName=f"untag-results-{uuid.uuid4().hex[:8]}")["QueueUrl"]
         arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        self.sns.subscribe(TopicArn=self.stack.topic_arn, Protocol="sqs", Endpoint=arn)
+        # What a real SQS queue needs before SNS may deliver to it (moto does not check it).
+        policy = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage",
+            "Resource": arn, "Condition": {"ArnEquals": {"aws:SourceArn": self.stack.topic_arn}}}]}
+        self.sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+        answer = self.sns.subscribe(TopicArn=self.stack.topic_arn, Protocol="sqs", Endpoint=arn,
+                                    ReturnSubscriptionArn=True)
+        self.subscription_arn = answer.get("SubscriptionArn", "")
         return url
 
-    def submit(self, bodies: list[str]) -> None:
-        """Send request bodies to the intake queue, as a producer would."""
-        for start in range(0, len(bodies), 10):
-            entries = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(bodies[start:start + 10])]
+    def close(self) -> None:
+        """Unsubscribe and delete the results queue (it outlives the run on a real account otherwise)."""
+        if self.subscription_arn:
+            self.sns.unsubscribe(SubscriptionArn=self.subscription_arn)
+            self.subscription_arn = ""
+        if self.results_queue_url:
+            self.sqs.delete_queue(QueueUrl=self.results_queue_url)
+            self.results_queue_url = ""
+
+    def submit(self, bodies: list[str]) -> list[str]:
+        """Send request bodies to the intake queue, as a producer would; returns their message ids, in order."""
+        message_ids: list[str] = []
+        for batch in _send_batches(bodies):
+            entries = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(batch)]
             answer = self.sqs.send_message_batch(QueueUrl=self.stack.queue_url, Entries=entries)
             if answer.get("Failed"):
                 raise RuntimeError(f"could not queue requests: {answer['Failed']}")
+            sent = {entry["Id"]: entry["MessageId"] for entry in answer.get("Successful", ())}
+            message_ids.extend(sent[str(n)] for n in range(len(batch)))
+        return message_ids
 
     def intake_once(self) -> int:
         """One event source mapping poll: receive up to a batch, invoke the intake, delete what succeeded."""
@@ -143,7 +174,8 @@ class LocalPipeline:
         while len(messages) < self.batch_size:
             answer = self.sqs.receive_message(
                 QueueUrl=self.stack.queue_url, MaxNumberOfMessages=min(10, self.batch_size - len(messages)),
-                AttributeNames=["All"], MessageAttributeNames=["All"], WaitTimeSeconds=0)
+                AttributeNames=["All"], MessageAttributeNames=["All"], WaitTimeSeconds=0,
+                **({} if self.redelivery_delay is None else {"VisibilityTimeout": self.redelivery_delay}))
             received = answer.get("Messages", [])
             if not received:
                 break
@@ -156,6 +188,7 @@ class LocalPipeline:
             response = self.intake(event, LambdaContext("untag-intake", self.intake_timeout))
             failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", ())}
         except Exception:  # noqa: BLE001 - a function error: Lambda retries the whole batch
+            self.intake_errors.append(traceback.format_exc())
             failed = {message["MessageId"] for message in messages}
         self.retried_records += len(failed)
         done = [message for message in messages if message["MessageId"] not in failed]
@@ -163,10 +196,12 @@ class LocalPipeline:
             self.sqs.delete_message_batch(QueueUrl=self.stack.queue_url, Entries=[
                 {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]}
                 for n, message in enumerate(done[start:start + 10])])
-        # What failed becomes visible again at once here (the deployed queue waits its visibility timeout).
-        for message in messages:
-            if message["MessageId"] in failed:
-                self._make_visible(message)
+        # What failed becomes visible again at once here (the deployed queue waits its visibility timeout),
+        # unless the messages were received with the redelivery delay as their visibility timeout.
+        if self.redelivery_delay is None:
+            for message in messages:
+                if message["MessageId"] in failed:
+                    self._make_visible(message)
         return len(messages)
 
     def _make_visible(self, message: dict[str, Any]) -> None:
@@ -219,3 +254,17 @@ class LocalPipeline:
                 return True
             time.sleep(poll_interval)
         return False
+
+
+def _send_batches(bodies: list[str]) -> list[list[str]]:
+    """Bodies grouped for SendMessageBatch: at most 10 per call and 256 KiB in all (a bigger body goes alone)."""
+    batches: list[list[str]] = []
+    size = 0
+    for body in bodies:
+        length = len(body.encode())
+        if not batches or len(batches[-1]) == 10 or size + length > SQS_BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(body)
+        size += length
+    return batches

@@ -25,6 +25,7 @@ from untag.constant_contact import (
 )
 from untag.observability import count, logger
 from untag.request import (
+    REQUEST_ID_PATTERN,
     SOURCE_CAPS,
     Rejection,
     UntagRequest,
@@ -46,6 +47,7 @@ class Message:
     body: str
     receipt_handle: str = ""
     sent_at: float = 0.0  # epoch seconds the message entered the intake queue
+    fallback_id: str = ""  # the request id when the body has none (the first message id, kept across redrives)
 
 
 @dataclass
@@ -67,7 +69,7 @@ def accept_batch(messages: list[Message], services: Any, budget: TimeBudget) -> 
     senders: dict[str, list[Message]] = {}
     failed: set[str] = set()
     for message in messages:
-        outcome = read_request(message.body, message.message_id)
+        outcome = read_request(message.body, message.fallback_id or message.message_id)
         if isinstance(outcome, Rejection):
             try:
                 _reject(services, outcome, message)
@@ -261,9 +263,11 @@ def message_from_record(record: dict[str, Any]) -> Message:
     """Read the parts of a Lambda SQS event record the intake needs."""
     attributes = record.get("attributes") or {}
     sent = attributes.get("SentTimestamp")
+    redriven = ((record.get("messageAttributes") or {}).get("request_id") or {}).get("stringValue")
     return Message(
         message_id=record["messageId"],
         body=record.get("body") or "",
         receipt_handle=record.get("receiptHandle") or "",
         sent_at=int(sent) / 1000 if sent and str(sent).isdigit() else time.time(),
+        fallback_id=redriven if isinstance(redriven, str) and REQUEST_ID_PATTERN.fullmatch(redriven) else "",
     )

@@ -5,14 +5,44 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+import os
+
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 SERVICE = "untag"
 NAMESPACE = "ConstantContactUntag"
 
+
+
+def _tracing_enabled() -> bool:
+    """X-Ray tracing runs only inside Lambda (where the template turns it on) and unless disabled."""
+    disabled = os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").lower() in ("1", "true", "yes", "on")
+    return bool(os.environ.get("LAMBDA_TASK_ROOT")) and not os.environ.get("AWS_SAM_LOCAL") and not disabled
+
+
+class _NoTracer:
+    """Stands in for Powertools' Tracer outside Lambda, so the X-Ray SDK is not even imported there."""
+
+    @staticmethod
+    def capture_lambda_handler(handler: Callable) -> Callable:
+        return handler
+
+    @staticmethod
+    def capture_method(method: Callable) -> Callable:
+        return method
+
+
+def _tracer():
+    if not _tracing_enabled():
+        return _NoTracer()
+    from aws_lambda_powertools import Tracer  # noqa: PLC0415 - imports the X-Ray SDK and patches boto3/requests
+
+    return Tracer(service=SERVICE)
+
+
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
+tracer = _tracer()
 metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
 
 __all__ = ["logger", "tracer", "metrics", "MetricUnit", "count", "count_call", "lambda_entry"]

@@ -1,0 +1,35 @@
+"""Poison messages: after maxReceiveCount they sit in the DLQ; `local.dlq` lists them and redrives them."""
+
+import json
+
+from local.dlq import main as dlq_main
+from local.dlq import peek, redrive
+
+
+def test_a_message_that_keeps_failing_lands_in_the_dlq_and_redrive_finishes_it(pipeline, simulator, stack, capsys):
+    # Given a request without request_id that Constant Contact refuses transiently for a long time
+    body = json.dumps({"source": {"contact_ids": ["c1"]}, "tag_ids": ["t1"]})
+    simulator.fail_next("POST", "/v3/activities/contacts_taggings_remove", 503, count=1000)
+    pipeline.submit([body])
+    max_receive = int(json.loads(pipeline.sqs.get_queue_attributes(
+        QueueUrl=stack.queue_url, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"])["maxReceiveCount"])
+    # When the event source mapping has delivered it maxReceiveCount times
+    for _ in range(max_receive + 1):
+        pipeline.intake_once()
+    # Then it is in the DLQ, not in the intake queue, and no result event claims it finished
+    assert pipeline.queue_depth() == 0 and pipeline.queue_depth(stack.dlq_url) == 1
+    [message] = peek(pipeline.sqs, stack.dlq_url)
+    assert message["Body"] == body
+    first_id = message["MessageId"]
+    assert dlq_main(["list", "--dlq-url", stack.dlq_url]) == 0
+    assert first_id in capsys.readouterr().out
+
+    # When the operator redrives it after Constant Contact recovers
+    simulator._faults.clear()
+    assert redrive(pipeline.sqs, stack.dlq_url, stack.queue_url) == 1
+    assert pipeline.run_until_settled(1, timeout=30)
+    # Then it finishes under the request id it was first known by, with exactly one activity
+    [event] = pipeline.results
+    assert event["state"] == "completed" and event["request_id"] == first_id
+    assert simulator.count("POST", status=201) == 1
+    assert pipeline.queue_depth(stack.dlq_url) == 0

@@ -1,0 +1,88 @@
+"""Token lifecycle against the simulator's OAuth endpoint and moto: one refresh at a time, stored first."""
+
+import json
+import threading
+import time
+
+import boto3
+import pytest
+
+from local.simulator import ConstantContactSimulator
+from untag.constant_contact import AuthenticationError
+from untag.store import ActivityStore
+from untag.tokens import SecretsManagerSecret, TokenProvider
+
+
+@pytest.fixture
+def oauth():
+    with ConstantContactSimulator(rate_limit_per_second=None, rotating_refresh_tokens=True) as sim:
+        yield sim
+
+
+def provider(stack, oauth) -> TokenProvider:
+    """One Lambda instance's token provider (its own memory, the shared secret and lock)."""
+    store = ActivityStore(lambda: boto3.client("dynamodb"), stack.table_name)
+    secret = SecretsManagerSecret(lambda: boto3.client("secretsmanager"), stack.secret_id)
+    return TokenProvider(secret, oauth.token_url, store)
+
+
+def put_secret(stack, value):
+    boto3.client("secretsmanager").put_secret_value(SecretId=stack.secret_id, SecretString=json.dumps(value))
+
+
+def read_secret(stack):
+    return json.loads(boto3.client("secretsmanager").get_secret_value(SecretId=stack.secret_id)["SecretString"])
+
+
+def test_instances_that_hit_401_together_refresh_once_and_share_the_new_tokens(stack, oauth):
+    # Given a secret whose access token Constant Contact no longer accepts, and four instances using it
+    tokens = oauth.issue_tokens()
+    put_secret(stack, tokens)
+    instances = [provider(stack, oauth) for _ in range(4)]
+    assert all(instance.access_token() == tokens["access_token"] for instance in instances)
+    oauth.expire_access_tokens()
+    # When they all get a 401 at the same moment
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(i.after_unauthorized(tokens["access_token"])))
+               for i in instances]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then exactly one refresh ran, nobody used a voided refresh token, and all use the stored new token
+    assert oauth.token_refreshes == 1 and oauth.invalid_grants == 0
+    stored = read_secret(stack)
+    assert set(results) == {stored["access_token"]} and stored["access_token"] != tokens["access_token"]
+    assert stored["refresh_token"] != tokens["refresh_token"]
+    assert stored["client_id"] == tokens["client_id"] and stored["expires_at"] > time.time()
+
+
+def test_an_expired_access_token_is_refreshed_before_it_is_used(stack, oauth):
+    tokens = {**oauth.issue_tokens(), "expires_at": int(time.time()) - 10}
+    put_secret(stack, tokens)
+    token = provider(stack, oauth).access_token()
+    assert token != tokens["access_token"] and oauth.token_refreshes == 1
+
+
+def test_a_refused_refresh_token_stops_with_a_clear_error_and_no_retry_storm(stack, oauth):
+    # Given a refresh token that was already used (rotating tokens void it)
+    tokens = oauth.issue_tokens()
+    put_secret(stack, tokens)
+    first = provider(stack, oauth)
+    first.after_unauthorized(tokens["access_token"])
+    put_secret(stack, tokens)  # an operator restores the old, voided tokens
+    oauth.reset_counters()
+    # When an instance must refresh
+    with pytest.raises(AuthenticationError) as raised:
+        provider(stack, oauth).after_unauthorized(tokens["access_token"])
+    # Then one token call, a message that says what to do, and no token in it
+    assert oauth.invalid_grants == 1 and oauth.count(path_prefix="/oauth2") == 1
+    assert "re-authorise" in str(raised.value)
+    assert not any(secret in str(raised.value) for secret in oauth.issued_secrets)
+
+
+def test_a_secret_without_refresh_credentials_says_so(stack, oauth):
+    put_secret(stack, {"access_token": "only-this"})
+    with pytest.raises(AuthenticationError, match="refresh_token"):
+        provider(stack, oauth).after_unauthorized("only-this")
+    assert oauth.count() == 0
