@@ -1,7 +1,8 @@
 # The two commands a newcomer needs: `make run` (the whole pipeline on this machine) and `make test`.
 # Each creates the virtualenv it needs. Python 3.13 is preferred (the Lambda runtime); 3.11+ works.
 
-PYTHON ?= $(shell command -v python3.13 2>/dev/null || ls /root/.pyenv/versions/3.13.*/bin/python3.13 2>/dev/null | head -n1 || command -v python3)
+PYTHON ?= $(shell for p in /root/.pyenv/versions/3.13.*/bin/python3.13 $$(command -v python3.13) $$(command -v python3); do \
+	"$$p" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null && echo "$$p" && break; done)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed

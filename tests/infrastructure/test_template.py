@@ -167,18 +167,43 @@ def test_no_iam_statement_targets_every_resource(template):
         assert resources != "*" and "*" not in (resources if isinstance(resources, list) else [resources]), statement
 
 
-def test_functions_use_policy_templates_scoped_to_the_stack_resources(template):
+def test_functions_are_granted_only_what_the_code_uses_on_this_stack_resources(template):
     # Given each function's policies
     for logical_id in resources_of_type(template, FUNCTION_TYPE):
         policies = properties(template, logical_id)["Policies"]
-        by_name = {name: value for policy in policies if isinstance(policy, dict) for name, value in policy.items()}
-        # Then the table and topic permissions are scoped to this stack's table and topic
-        assert by_name["DynamoDBCrudPolicy"] == {"TableName": {"Ref": "ActivityTable"}}
+        by_name = {name: value for policy in policies if isinstance(policy, dict) for name, value in policy.items()
+                   if name != "Statement"}
+        statements = [s for policy in policies if isinstance(policy, dict) for s in policy.get("Statement", ())]
+        # Then the table is read and written on itself and its due-index only, never scanned
+        (table,) = [s for s in statements if any(a.startswith("dynamodb:") for a in s["Action"])]
+        assert set(table["Action"]) == {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
+                                        "dynamodb:UpdateItem", "dynamodb:Query"}
+        assert table["Resource"] == [{"Fn::GetAtt": ["ActivityTable", "Arn"]},
+                                     {"Fn::Sub": "${ActivityTable.Arn}/index/due-index"}]
+        # And the topic permission is scoped to this stack's result topic
         assert by_name["SNSPublishMessagePolicy"] == {"TopicName": {"Fn::GetAtt": ["ResultTopic", "TopicName"]}}
         # And the token secret is read and written back, only this one
-        secret_statements = [s for s in by_name["Statement"] if "secretsmanager:GetSecretValue" in s["Action"]]
+        secret_statements = [s for s in statements if "secretsmanager:GetSecretValue" in s["Action"]]
         assert secret_statements and all(s["Resource"] == {"Ref": "TokenSecret"} for s in secret_statements)
         assert "secretsmanager:PutSecretValue" in secret_statements[0]["Action"]
+
+
+def test_every_alarm_notifies_the_alarm_topic(template):
+    # Given every CloudWatch alarm of the template
+    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
+    assert len(alarms) >= 10
+    for logical_id in alarms:
+        # Then it has an action on the stack's alarm topic
+        assert {"Ref": "AlarmTopic"} in properties(template, logical_id)["AlarmActions"], logical_id
+
+
+def test_the_dashboard_shows_every_alarm_and_the_saved_queries_exist(template):
+    body = properties(template, "Dashboard")["DashboardBody"]["Fn::Sub"][0]
+    for logical_id in resources_of_type(template, "AWS::CloudWatch::Alarm"):
+        assert f"${{{logical_id}.Arn}}" in body, logical_id
+    names = {properties(template, q)["Name"]["Fn::Sub"].split("/", 1)[1]
+             for q in resources_of_type(template, "AWS::Logs::QueryDefinition")}
+    assert names == {"trace one request by request_id", "recent rejections with reasons", "Constant Contact errors"}
 
 
 # --------------------------------------------------------------------------- table, topic, secret

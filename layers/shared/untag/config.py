@@ -25,7 +25,7 @@ class Config:
     requests_per_second: float = 3.0  # shared by every instance of both functions
     activity_deadline_hours: float = 24.0
     retention_days: int = 30
-    first_poll_delay_seconds: float = 2.0
+    first_poll_delay_seconds: float = 0.0  # the schedule already spaces polls; raise to skip young activities
     max_poll_interval_seconds: float = 60.0
     time_reserve_seconds: float = 10.0  # stop starting API calls when less Lambda time is left
     connect_timeout_seconds: float = 3.05

@@ -55,6 +55,8 @@ def count(name: str, value: float = 1) -> None:
 
 def count_call(endpoint: str, status_class: str) -> None:
     """One Constant Contact call, by endpoint (create/get/list/token) and status class (2xx, 4xx, timeout...)."""
+    if status_class[0].isdigit() and endpoint != "token":
+        count("ConstantContactRequests")  # what the daily quota counts
     with single_metric(
         name="ConstantContactCalls", unit=MetricUnit.Count, value=1, namespace=NAMESPACE
     ) as metric:

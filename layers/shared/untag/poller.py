@@ -72,8 +72,10 @@ def poll(services: Any, budget: TimeBudget) -> PollReport:
         previous = ActivityStatus.from_record(item)
         if item["activity_id"] in deadline_passed:
             status = previous.ended("timed_out", f"not finished within the service's deadline of {hours:g} hours", at)
+            count("ActivitiesTimedOutByService")
         elif seen.get(item["activity_id"]) is _UNKNOWN:
             status = previous.ended("timed_out", "Constant Contact no longer knows this activity", at)
+            count("ActivitiesTimedOutByService")
         elif item["activity_id"] in seen:
             status = seen[item["activity_id"]]
         else:
