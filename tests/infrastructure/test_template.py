@@ -148,9 +148,24 @@ def test_poller_timeout_leaves_room_for_a_full_polling_round(template):
 # --------------------------------------------------------------------------- IAM
 
 
+def iam_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every IAM statement except KMS key policies, whose "*" means "this key" (checked below)."""
+    return all_statements({lid: r for lid, r in template["Resources"].items() if r["Type"] != "AWS::KMS::Key"})
+
+
+def test_kms_key_policies_give_full_control_only_to_the_account_and_usage_to_named_services(template):
+    for logical_id in resources_of_type(template, "AWS::KMS::Key"):
+        for statement in properties(template, logical_id)["KeyPolicy"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if "kms:*" in actions:
+                assert statement["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+            else:
+                assert set(statement["Principal"]) == {"Service"}, statement
+
+
 def test_no_iam_statement_grants_every_action(template):
     # Given every IAM statement in the template
-    statements = all_statements(template["Resources"])
+    statements = iam_statements(template)
     assert statements, "expected inline policy statements"
     # Then none allows "*" or a whole service ("sqs:*")
     for statement in statements:
@@ -161,7 +176,7 @@ def test_no_iam_statement_grants_every_action(template):
 
 def test_no_iam_statement_targets_every_resource(template):
     # Given every IAM statement in the template
-    for statement in all_statements(template["Resources"]):
+    for statement in iam_statements(template):
         resources = statement.get("Resource", [])
         # Then each targets declared resources, never "*"
         assert resources != "*" and "*" not in (resources if isinstance(resources, list) else [resources]), statement
@@ -293,17 +308,15 @@ def test_shared_layer_is_built_for_python_3_13(template):
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
 
 
-def test_every_function_has_a_log_group_with_retention(template):
-    # Given the log groups of the template, by the name they give
-    log_groups = {
-        json.dumps(r["Properties"]["LogGroupName"]): r["Properties"]
-        for r in resources_of_type(template, "AWS::Logs::LogGroup").values()
-    }
-    # Then each function's /aws/lambda/<name> group exists, with a retention
+def test_every_function_logs_to_its_declared_log_group_with_retention_and_encryption(template):
+    # Given each function's logging configuration
     for logical_id in resources_of_type(template, FUNCTION_TYPE):
-        name = json.dumps({"Fn::Sub": f"/aws/lambda/${{{logical_id}}}"})
-        assert name in log_groups, logical_id
-        assert log_groups[name]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        group = properties(template, logical_id)["LoggingConfig"]["LogGroup"]["Ref"]
+        # Then it names a log group of the template, with a retention and the stack's KMS key
+        group_properties = properties(template, group)
+        assert template["Resources"][group]["Type"] == "AWS::Logs::LogGroup"
+        assert group_properties["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        assert group_properties["KmsKeyId"] == {"Fn::GetAtt": ["OperationsKey", "Arn"]}
 
 
 def test_outputs_expose_what_producers_subscribers_and_operators_need(template):
