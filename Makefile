@@ -7,6 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SAMVENV := .venv-sam
+CHECKOVVENV := .venv-checkov
 REQUESTS ?=
 ARGS ?=
 
@@ -23,9 +24,14 @@ run: $(STAMP) ## the whole pipeline on this machine: moto + the Constant Contact
 test: $(STAMP) ## every test, offline
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
-	$(BIN)/cfn-lint template.yaml
+$(CHECKOVVENV)/bin/checkov:
+	$(PYTHON) -m venv $(CHECKOVVENV)
+	$(CHECKOVVENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==3.3.30
+
+lint: $(STAMP) $(CHECKOVVENV)/bin/checkov ## cfn-lint (with serverless rules), checkov, bandit: skips only with a written reason
 	$(BIN)/cfn-lint template.yaml -a cfn_lint_serverless.rules
+	$(CHECKOVVENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
+	$(BIN)/bandit -q -ll -r layers functions local bench
 
 bench: $(STAMP) ## API and AWS call counts, throughput and cold start; writes bench/results.json
 	$(BIN)/python -m bench
@@ -50,4 +56,4 @@ dlq-redrive: $(STAMP)
 	$(BIN)/python -m local.dlq redrive --stack $(STACK)
 
 clean:
-	rm -rf $(VENV) $(SAMVENV) .aws-sam bench/results.json
+	rm -rf $(VENV) $(SAMVENV) $(CHECKOVVENV) .aws-sam bench/results.json

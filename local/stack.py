@@ -112,7 +112,8 @@ def _template_file(path: str | os.PathLike[str]) -> Path:
 def load_template(path: str | os.PathLike[str] = "template.yaml") -> dict:
     """template.yaml as a dict, with ``!Ref x`` as ``{"Ref": x}``, ``!GetAtt a.b`` as ``{"Fn::GetAtt": [a, b]}``..."""
     with _template_file(path).open(encoding="utf-8") as stream:
-        return yaml.load(stream, Loader=_TemplateLoader)  # a SafeLoader subclass: no arbitrary objects
+        # _TemplateLoader is a SafeLoader subclass: no arbitrary objects.
+        return yaml.load(stream, Loader=_TemplateLoader)  # nosec B506
 
 
 # --------------------------------------------------------------------------- intrinsic functions

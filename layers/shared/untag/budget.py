@@ -5,22 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 RESERVE_SHARE = 0.2  # never keep back more than this share of the time the invocation started with
+MINIMUM_RESERVE_SECONDS = 0.5  # but never start a call with less than this left
 
 
 class TimeBudget:
     """Stops new work when less than the reserve is left, so a batch ends cleanly instead of being killed.
 
     The reserve is the configured one, but at most a fifth of the time the invocation had at its
-    start (a 60 s Lambda keeps 10 s back; a context that reports 1 s keeps 0.2 s back). A context
-    without ``get_remaining_time_in_millis`` is treated as having unlimited time.
+    start (a 60 s Lambda keeps 10 s back; one that starts with 5 s keeps 1 s back) and at least
+    half a second. A context without ``get_remaining_time_in_millis``, or one that reports 0 at
+    the start (test stand-ins; a real invocation never starts with 0 ms), has unlimited time.
     """
 
     def __init__(self, context: Any, reserve_seconds: float):
         self._context = context
         start = self.remaining()
-        self.reserve = min(reserve_seconds, start * RESERVE_SHARE)
+        if start <= 0:
+            self._context = None
+            start = float("inf")
+        self.reserve = min(reserve_seconds, max(MINIMUM_RESERVE_SECONDS, start * RESERVE_SHARE))
 
     def remaining(self) -> float:
+        if self._context is None:
+            return float("inf")
         try:
             millis = self._context.get_remaining_time_in_millis()
         except Exception:  # noqa: BLE001 - no usable context: no limit

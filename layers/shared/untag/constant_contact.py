@@ -135,7 +135,7 @@ class ConstantContactClient:
                     count("QuotaExceeded")
                     raise QuotaExceeded("Constant Contact daily quota exceeded", status=429, key=key)
                 if throttled < len(THROTTLE_BACKOFF_SECONDS):
-                    pause = THROTTLE_BACKOFF_SECONDS[throttled] * (1 + random.random() / 2)  # nosec B311: jitter
+                    pause = THROTTLE_BACKOFF_SECONDS[throttled] * (1 + random.random() / 2)  # nosec B311
                     throttled += 1
                     count("Throttled")
                     logger.warning(

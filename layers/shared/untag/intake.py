@@ -83,14 +83,14 @@ def accept_batch(messages: list[Message], services: Any, budget: TimeBudget) -> 
     if not requests:
         return failed
 
-    blocked_until = store.quota_blocked_until()
-    if blocked_until > services.clock():
-        logger.warning("daily quota spent; leaving requests queued until it resets",
-                       extra={"requests": len(requests), "blocked_until": utc_timestamp(blocked_until)})
-        return failed | _defer(services, [m for ms in senders.values() for m in ms], blocked_until)
-
     missing, busy = _claim(services, requests, senders, budget)
     failed.update(message.message_id for request_id in busy for message in senders[request_id])
+    to_create = [request_id for request_id, indexes in missing.items() if indexes]
+    blocked_until = store.quota_blocked_until() if to_create else 0.0
+    if blocked_until > services.clock():
+        logger.warning("daily quota spent; leaving requests queued until it resets",
+                       extra={"requests": len(to_create), "blocked_until": utc_timestamp(blocked_until)})
+        return failed | _defer(services, [m for rid in to_create for m in senders[rid]], blocked_until)
     given_up: set[str] = set()
     deferred_until = 0.0
     without_activities: list[str] = []

@@ -147,11 +147,11 @@ def _settle(services: Any, final: list[dict[str, Any]]) -> int:
         return 0
     store = services.store
     request_ids = {request_id for item in final for request_id in item.get("request_ids", ())}
-    requests = store.get_requests(request_ids)
+    records = store.get_requests(request_ids)
     known = {item["activity_id"]: item for item in final}
-    waiting = finish_if_done(services, requests.values(), known)
+    waiting = finish_if_done(services, records.values(), known)
     for item in final:
-        carried = [requests.get(request_id) for request_id in item.get("request_ids", ())]
+        carried = [records.get(request_id) for request_id in item.get("request_ids", ())]
         if all(request is not None and request.get("status") != "creating" for request in carried):
             store.settle_activity(item["activity_id"])
     return len(waiting)
