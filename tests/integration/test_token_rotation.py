@@ -86,3 +86,16 @@ def test_a_secret_without_refresh_credentials_says_so(stack, oauth):
     with pytest.raises(AuthenticationError, match="refresh_token"):
         provider(stack, oauth).after_unauthorized("only-this")
     assert oauth.count() == 0
+
+
+def test_short_lived_tokens_are_refreshed_once_per_lifetime_not_on_every_call(stack):
+    # Given an app whose access tokens live 30 s (the margin must not make every call refresh)
+    with ConstantContactSimulator(rate_limit_per_second=None, access_token_ttl=30) as oauth:
+        tokens = {**oauth.issue_tokens(), "expires_at": int(time.time()) - 1}
+        put_secret(stack, tokens)
+        instance = provider(stack, oauth)
+        # When the token is used many times within its lifetime
+        first = instance.access_token()
+        assert all(instance.access_token() == first for _ in range(20))
+        # Then it was refreshed once, and the secret knows the lifetime for other instances
+        assert oauth.token_refreshes == 1 and read_secret(stack)["expires_in"] == 30

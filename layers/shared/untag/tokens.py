@@ -19,7 +19,7 @@ import requests
 from untag.constant_contact import AuthenticationError, TransientApiError
 from untag.observability import count, count_call, logger
 
-EXPIRY_MARGIN_SECONDS = 300
+EXPIRY_MARGIN_SECONDS = 300  # refresh this long before expires_at, or a tenth of a shorter token lifetime
 LOCK_NAME = "token-refresh"
 LOCK_LEASE_SECONDS = 30
 WAIT_FOR_OTHER_REFRESH_SECONDS = 20
@@ -98,7 +98,13 @@ class TokenProvider:
 
     def _expiring(self, tokens: dict[str, Any]) -> bool:
         expires_at = tokens.get("expires_at")
-        return isinstance(expires_at, (int, float)) and self._clock() >= expires_at - EXPIRY_MARGIN_SECONDS
+        if not isinstance(expires_at, (int, float)) or isinstance(expires_at, bool):
+            return False
+        lifetime = tokens.get("expires_in")
+        margin = EXPIRY_MARGIN_SECONDS
+        if isinstance(lifetime, (int, float)) and not isinstance(lifetime, bool):
+            margin = min(margin, lifetime / 10)
+        return self._clock() >= expires_at - margin
 
     def _refresh(self, stale_token: str) -> str:
         waited_until = self._clock() + WAIT_FOR_OTHER_REFRESH_SECONDS
@@ -168,6 +174,7 @@ class TokenProvider:
         renewed["refresh_token"] = answer.get("refresh_token") or refresh_token
         if isinstance(answer.get("expires_in"), (int, float)):
             renewed["expires_at"] = int(self._clock() + answer["expires_in"])
+            renewed["expires_in"] = answer["expires_in"]  # lets every instance refresh short-lived tokens in time
         # Store first: with rotating refresh tokens the old one is already void.
         self._secret.write(renewed)
         count("TokenRefreshed")
