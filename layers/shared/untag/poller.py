@@ -90,7 +90,7 @@ def poll(services: Any, budget: TimeBudget) -> PollReport:
         elif next_poll_at is not None and item["activity_id"] in due_ids:
             store.postpone_activity(item["activity_id"], next_poll_at)
 
-    report.requests_waiting = _settle(services, final)
+    report.requests_waiting = _settle(services, final, budget)
     return report
 
 
@@ -141,7 +141,7 @@ def _interval(config: Any, item: dict[str, Any], now: float) -> float:
     return min(config.max_poll_interval_seconds, max(config.first_poll_delay_seconds, _age(config, item, now) / 4))
 
 
-def _settle(services: Any, final: list[dict[str, Any]]) -> int:
+def _settle(services: Any, final: list[dict[str, Any]], budget: TimeBudget) -> int:
     """Finish the requests of final activities; take each activity off the list once its requests no longer need it."""
     if not final:
         return 0
@@ -149,9 +149,11 @@ def _settle(services: Any, final: list[dict[str, Any]]) -> int:
     request_ids = {request_id for item in final for request_id in item.get("request_ids", ())}
     records = store.get_requests(request_ids)
     known = {item["activity_id"]: item for item in final}
-    waiting = finish_if_done(services, records.values(), known)
+    waiting, deferred = finish_if_done(services, records.values(), known, budget)
     for item in final:
         carried = [records.get(request_id) for request_id in item.get("request_ids", ())]
-        if all(request is not None and request.get("status") != "creating" for request in carried):
+        # A request still being created, or left for the next run, needs this activity back on the next run.
+        if all(request is not None and request.get("status") != "creating" and request["request_id"] not in deferred
+               for request in carried):
             store.settle_activity(item["activity_id"])
-    return len(waiting)
+    return len(waiting) + len(deferred)
