@@ -13,6 +13,7 @@ with no latency and no rate limit, prints a table and writes bench/results.json:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -127,7 +128,7 @@ def import_seconds(statement: str, path: list[str], **environment: str) -> float
             "print(time.perf_counter() - t)")
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **environment}
     samples = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                                    env=env).stdout) for _ in range(7)]
+                                    env=env).stdout) for _ in range(11)]
     return statistics.median(samples)
 
 
@@ -147,7 +148,8 @@ def cold_start() -> dict:
 
 
 def main() -> int:
-    results = run_pipeline_scenarios()
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # the handlers' EMF lines
+        results = run_pipeline_scenarios()
     results["cold_start"] = cold_start()
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

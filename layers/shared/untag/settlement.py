@@ -8,6 +8,7 @@ publish the same content, and an event SNS did not take stays due for the next r
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
@@ -36,6 +37,7 @@ def finish_if_done(services: Any, requests: Iterable[dict[str, Any]],
     if missing:
         known.update(store.get_activities(missing))
     events, waiting, deferred = [], set(), set()
+    finished: Counter[str] = Counter()
     now = services.clock()
     for position, request in enumerate(pending):
         if budget is not None and budget.exhausted():
@@ -62,10 +64,12 @@ def finish_if_done(services: Any, requests: Iterable[dict[str, Any]],
         )
         if store.finish_request(request["request_id"], event):
             events.append(event)
-            count(f"Requests{event['state'].title().replace('_', '')}")
+            finished[f"Requests{event['state'].title().replace('_', '')}"] += 1
             _record_duration(request["received_at"], now)
             logger.info("request finished", extra={"request_id": event["request_id"], "state": event["state"]})
     _publish_finished(services, events)
+    for name, value in finished.items():
+        count(name, value)
     return waiting, deferred
 
 
