@@ -11,14 +11,20 @@ CHECKOVVENV := .venv-checkov
 REQUESTS ?=
 ARGS ?=
 
-.PHONY: run test lint build validate deploy bench dlq-list dlq-redrive clean
+.PHONY: run test lint build validate deploy bench dlq-list dlq-redrive clean cli
 
 $(STAMP): requirements-dev.txt layers/shared/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
-run: $(STAMP) ## the whole pipeline on this machine: moto + the Constant Contact simulator, no AWS, no Docker
+cli: $(BIN)/untag ## the operator CLI as a console script: .venv/bin/untag --help
+
+$(BIN)/untag: $(STAMP) local/cli.py
+	printf '#!/bin/sh\n# untag: the operator CLI (local/cli.py), written by make\nPYTHONPATH="%s$${PYTHONPATH:+:$$PYTHONPATH}" exec "%s" -m local.cli "$$@"\n' "$(CURDIR)" "$(abspath $(BIN))/python" > $@
+	chmod +x $@
+
+run: $(STAMP) $(BIN)/untag ## the whole pipeline on this machine: moto + the Constant Contact simulator, no AWS, no Docker
 	$(BIN)/python -m local.runner $(if $(REQUESTS),--requests $(REQUESTS)) $(ARGS)
 
 test: $(STAMP) ## every test, offline

@@ -1,16 +1,32 @@
 """Sample events for `sam local invoke` and tests, in the exact shapes AWS delivers them.
 
-Writes events/intake-sqs-batch.json, events/intake-invalid.json and events/poller-scheduled.json
-(the committed JSON files are the product; this script only keeps them consistent):
+One file per entry point and envelope, each in the shape `sam local generate-event` produces
+(`sqs receive-message`, `cloudwatch scheduled-event`):
 
-    python events/generate.py
+- intake-sqs-batch.json          SQS batch: every source type, tolerated variants, a split request,
+                                 an EventBridge and an SNS envelope, one invalid request
+- intake-invalid.json            SQS batch of requests that break the contract (each is rejected)
+- intake-eventbridge-envelope.json  SQS event whose one body is an EventBridge event (rule -> SQS target,
+                                 no input transformer): `detail` is the request, `id` its request id
+- intake-sns-envelope.json       SQS event whose one body is an SNS notification (SNS -> SQS, raw
+                                 delivery off): `Message` is the request as a JSON string
+- intake-redriven.json           SQS event of a message redriven from the dead-letter queue: message
+                                 attribute `request_id` keeps the id it was first known by
+- poller-scheduled.json          the poller's scheduled event
+
+The committed JSON files are the product; this script only keeps them consistent:
+
+    python events/generate.py          # write them
+    python events/generate.py --check  # exit 1 if a committed file differs from what this script generates
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import json
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -27,11 +43,12 @@ def _id(name: str) -> str:
     return str(uuid.uuid5(NAMESPACE, name))
 
 
-def sqs_record(name: str, body: str, index: int) -> dict[str, Any]:
+def sqs_record(name: str, body: str, index: int,
+               message_attributes: dict[str, str] | None = None) -> dict[str, Any]:
     """One record as Lambda's SQS event source delivers it (body always a string)."""
     sent = SENT_AT_MS + index * 1000
     receipt = base64.b64encode(hashlib.sha256(f"receipt-{name}".encode()).digest() * 3).decode()
-    return {
+    record: dict[str, Any] = {
         "messageId": _id(f"message-{name}"),
         "receiptHandle": f"AQEB{receipt}",
         "body": body,
@@ -41,12 +58,30 @@ def sqs_record(name: str, body: str, index: int) -> dict[str, Any]:
             "SenderId": "AIDAIENQZJOLO23YVJ4VO",
             "ApproximateFirstReceiveTimestamp": str(sent + 12),
         },
-        "messageAttributes": {},
+        "messageAttributes": {
+            key: {"stringValue": value, "stringListValues": [], "binaryListValues": [], "dataType": "String"}
+            for key, value in (message_attributes or {}).items()
+        },
         "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),  # as SQS computes it
         "eventSource": "aws:sqs",
         "eventSourceARN": QUEUE_ARN,
         "awsRegion": REGION,
     }
+    if message_attributes:  # Lambda adds the digest only when the message has attributes
+        record = {**dict(list(record.items())[:6]), "md5OfMessageAttributes": _attributes_md5(message_attributes),
+                  **dict(list(record.items())[6:])}
+    return record
+
+
+def _attributes_md5(attributes: dict[str, str]) -> str:
+    """SQS's MD5 of String message attributes: length-prefixed name, type, transport byte 1, value."""
+    digest = hashlib.md5(usedforsecurity=False)
+    for name in sorted(attributes):
+        for part in (name.encode(), b"String"):
+            digest.update(len(part).to_bytes(4, "big") + part)
+        value = attributes[name].encode()
+        digest.update(b"\x01" + len(value).to_bytes(4, "big") + value)
+    return digest.hexdigest()
 
 
 def sqs_event(bodies: list[tuple[str, str]]) -> dict[str, Any]:
@@ -291,6 +326,34 @@ def invalid_batch() -> dict[str, Any]:
     return sqs_event(requests)
 
 
+def eventbridge_envelope_event() -> dict[str, Any]:
+    """An EventBridge rule (no input transformer) delivering a CRM's request to the intake queue."""
+    detail = {  # no request_id: the EventBridge event id is the idempotency key
+        "source": {"list_ids": ["l-crm-churned"]},
+        "exclude": {"contact_ids": ["c-vip-1"]},
+        "tag_ids": ["t-churn-risk"],
+        "metadata": {"origin": "crm", "rule": "churned-contacts"},
+    }
+    return sqs_event([("eventbridge-envelope", compact(eventbridge_envelope("eventbridge-envelope", detail)))])
+
+
+def sns_envelope_event() -> dict[str, Any]:
+    """An upstream SNS topic fanned in to the intake queue (subscription without raw delivery)."""
+    message = {
+        "request_id": "crm-sns-fan-in-2026-11-26-1",
+        "source": {"contact_ids": ["c-200", "c-201", "c-202"]},
+        "tag_ids": ["t-newsletter-2025"],
+        "metadata": {"origin": "sns", "team": "data"},
+    }
+    return sqs_event([("sns-envelope", compact(sns_envelope("sns-envelope", message)))])
+
+
+def redriven_event() -> dict[str, Any]:
+    """A message moved back from the dead-letter queue (`untag dlq redrive`): its first id rides along."""
+    body = compact({"source": {"contact_ids": ["c-300"]}, "tag_ids": ["t-redriven"]})  # no request_id
+    return {"Records": [sqs_record("redriven", body, 0, {"request_id": _id("message-redriven-first-delivery")})]}
+
+
 def poller_scheduled() -> dict[str, Any]:
     """A scheduled event (EventBridge "Scheduled Event" shape); the poller does not depend on its content."""
     return {
@@ -306,16 +369,43 @@ def poller_scheduled() -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    outputs = {
+def samples() -> dict[str, str]:
+    """Every sample file's name and its exact text."""
+    events = {
         "intake-sqs-batch.json": valid_batch(),
         "intake-invalid.json": invalid_batch(),
+        "intake-eventbridge-envelope.json": eventbridge_envelope_event(),
+        "intake-sns-envelope.json": sns_envelope_event(),
+        "intake-redriven.json": redriven_event(),
         "poller-scheduled.json": poller_scheduled(),
     }
-    for file_name, event in outputs.items():
-        (EVENTS_DIR / file_name).write_text(json.dumps(event, indent=2) + "\n", encoding="utf-8")
+    return {file_name: json.dumps(event, indent=2) + "\n" for file_name, event in events.items()}
+
+
+def stale() -> list[str]:
+    """The sample files that are missing or differ from what this script generates."""
+    return [file_name for file_name, text in samples().items()
+            if not (EVENTS_DIR / file_name).is_file()
+            or (EVENTS_DIR / file_name).read_text(encoding="utf-8") != text]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python events/generate.py", description="Write the sample events.")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 if a committed sample differs from what would be generated")
+    args = parser.parse_args(argv)
+    if args.check:
+        outdated = stale()
+        for file_name in outdated:
+            print(f"events/{file_name} is out of date: run python events/generate.py", file=sys.stderr)
+        if not outdated:
+            print(f"{len(samples())} sample events up to date")
+        return 1 if outdated else 0
+    for file_name, text in samples().items():
+        (EVENTS_DIR / file_name).write_text(text, encoding="utf-8")
         print(f"wrote events/{file_name}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""The published JSON Schemas (events/schemas/) and the sample events (events/) agree with the service.
+
+- Both schemas are valid draft 2020-12, versioned (``$id``, ``schema_version`` "1") and describe every field.
+- Every valid sample request validates against the request schema, every invalid one does not, and
+  the schema accepts exactly what the service's own reader (``untag.request.read_request``) accepts
+  on a set of edge cases, wherever JSON Schema can express the rule.
+- Every event the service publishes in an end-to-end run validates against the result-event schema.
+- The samples are what events/generate.py generates, and each entry-point sample is accepted by the
+  intake function as it is (the way `sam local invoke -e` would send it).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from untag.request import Rejection, UntagRequest, read_request
+from untag.result_event import SCHEMA_VERSION
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS_DIR = ROOT / "events"
+SCHEMAS_DIR = EVENTS_DIR / "schemas"
+
+
+def load(name: str) -> dict[str, Any]:
+    return json.loads((SCHEMAS_DIR / name).read_text(encoding="utf-8"))
+
+
+def validator(name: str) -> Draft202012Validator:
+    return Draft202012Validator(load(name), format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+REQUEST = validator("untag-request.schema.json")
+RESULT_EVENT = validator("result-event.schema.json")
+
+
+def sample_records() -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """(file, index, record) of every SQS record in the sample events."""
+    for path in sorted(EVENTS_DIR.glob("*.json")):
+        event = json.loads(path.read_text(encoding="utf-8"))
+        for index, record in enumerate(event.get("Records", ())):
+            yield path.name, index, record
+
+
+def unwrap(document: Any) -> Any:
+    """The request inside an EventBridge event or an SNS notification (contract section 1, envelopes)."""
+    if isinstance(document, dict) and "detail" in document and "detail-type" in document:
+        return document["detail"]
+    if isinstance(document, dict) and document.get("Type") == "Notification" and "Message" in document:
+        return json.loads(document["Message"])
+    return document
+
+
+def errors_of(document: Any) -> list[str]:
+    return [f"{'/'.join(map(str, error.absolute_path)) or '(root)'}: {error.message}"
+            for error in REQUEST.iter_errors(document)]
+
+
+# --- the schemas themselves -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["untag-request.schema.json", "result-event.schema.json"])
+def test_the_schemas_are_valid_versioned_and_describe_every_field(name):
+    schema = load(name)
+    Draft202012Validator.check_schema(schema)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["$id"].endswith(f"/{SCHEMA_VERSION}.json")
+    assert schema["properties"]["schema_version"]["const"] == SCHEMA_VERSION
+    assert schema["description"]
+
+    def described(subschema: dict[str, Any]) -> bool:
+        if "description" in subschema:
+            return True
+        reference = subschema.get("$ref", "")
+        return reference.startswith("#/$defs/") and "description" in schema["$defs"][reference.split("/")[-1]]
+
+    def walk(node: Any, where: str) -> Iterator[str]:
+        if isinstance(node, dict):
+            for field, subschema in (node.get("properties") or {}).items():
+                if not described(subschema):
+                    yield f"{where}.{field}"
+            for key, value in node.items():
+                yield from walk(value, f"{where}.{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                yield from walk(value, f"{where}[{index}]")
+
+    # Fields are declared (with their description) in `properties` and `$defs`; the `allOf` rules
+    # only narrow them, so they need none.
+    declarations = {key: value for key, value in schema.items() if key != "allOf"}
+    assert list(walk(declarations, "$")) == []
+
+
+def test_the_result_event_schema_names_every_field_the_service_sets():
+    from untag.activity import ActivityStatus
+    from untag.request import Rejection
+    from untag.result_event import finished_event, rejected_event
+
+    schema = load("result-event.schema.json")
+    activity = ActivityStatus("a-1", "completed", 100, 1, 1, (), "2026-11-26T10:00:01Z", "2026-11-26T10:00:02Z")
+    finished = finished_event(request_id="r-1", tag_ids=["t-1"], source_type="contact_ids", metadata=None,
+                              activities=[activity], creation_errors=[], received_at="2026-11-26T10:00:00Z",
+                              finished_at="2026-11-26T10:01:00Z")
+    rejected = rejected_event(Rejection("r-2", ("source: required",), "{}"), received_at="2026-11-26T10:00:00Z",
+                              finished_at="2026-11-26T10:00:00Z")
+    assert set(finished) | set(rejected) == set(schema["properties"])
+    assert set(activity.as_event()) == set(schema["$defs"]["activity"]["properties"])
+    assert list(RESULT_EVENT.iter_errors(finished)) == [] and list(RESULT_EVENT.iter_errors(rejected)) == []
+
+
+@pytest.mark.parametrize("change, broken", [
+    ({"event_type": "untag.failed"}, "event_type does not match state"),
+    ({"schema_version": "2"}, "another schema version"),
+    ({"unexpected": 1}, "an undocumented field"),
+    ({"state": "rejected", "event_type": "untag.rejected"}, "rejected without its original body"),
+    ({"original_body": "{}"}, "an original body on an accepted request"),
+    ({"activities": []}, "completed without activities"),
+    ({"received_at": "2026-11-26 10:00:00"}, "a timestamp that is not ISO-8601 UTC"),
+    ({"event_id": "not-a-uuid"}, "an event id that is not a UUID"),
+])
+def test_the_result_event_schema_refuses_broken_events(change, broken):
+    from untag.activity import ActivityStatus
+    from untag.result_event import finished_event
+
+    event = finished_event(request_id="r-1", tag_ids=["t-1"], source_type="contact_ids", metadata={"a": 1},
+                           activities=[ActivityStatus("a-1", "completed", 100)], creation_errors=[],
+                           received_at="2026-11-26T10:00:00Z", finished_at="2026-11-26T10:01:00Z")
+    assert RESULT_EVENT.is_valid(event)
+    assert not RESULT_EVENT.is_valid(event | change), broken
+
+
+# --- requests: the samples and the service agree with the schema ------------------------------------------
+
+
+def test_every_sample_request_is_judged_by_the_schema_as_the_service_judges_it():
+    checked = {"valid": 0, "invalid": 0}
+    for file_name, index, record in sample_records():
+        where = f"{file_name} record {index}"
+        outcome = read_request(record["body"], record["messageId"])
+        try:
+            request = unwrap(json.loads(record["body"]))
+        except ValueError:
+            assert isinstance(outcome, Rejection), where  # not JSON: nothing a schema can look at
+            continue
+        if isinstance(outcome, UntagRequest):
+            assert errors_of(request) == [], where
+            checked["valid"] += 1
+        else:
+            assert errors_of(request) != [], f"{where}: the schema accepts what the service rejects: {outcome.errors}"
+            checked["invalid"] += 1
+    assert checked["valid"] >= 12 and checked["invalid"] >= 10, checked
+
+
+ID_64 = "c" * 64
+EDGE_CASES = [
+    # (request, why) - the schema must accept exactly when the service does
+    ({"source": {"contact_ids": ["c-1"]}, "tag_ids": ["t-1"]}, "minimal"),
+    ({"source": {"contact_ids": ["c-1", "c-1"]}, "tag_ids": ["t-1", "t-1"]}, "duplicates are removed, not errors"),
+    ({"source": {"contact_ids": [ID_64]}, "tag_ids": ["t-1"]}, "a 64-character id"),
+    ({"source": {"contact_ids": [ID_64 + "c"]}, "tag_ids": ["t-1"]}, "a 65-character id"),
+    ({"source": {"contact_ids": ["c_1"]}, "tag_ids": ["t-1"]}, "an underscore in an id"),
+    ({"source": {"contact_ids": [1]}, "tag_ids": ["t-1"]}, "a number as an id"),
+    ({"source": {"contact_ids": []}, "tag_ids": ["t-1"]}, "an empty source array"),
+    ({"source": {}, "tag_ids": ["t-1"]}, "an empty source"),
+    ({"source": {"segment_ids": ["s-1"]}, "tag_ids": ["t-1"]}, "an unknown source"),
+    ({"source": {"list_ids": ["l-1"]}, "tag_ids": "t-1"}, "tag_ids not an array"),
+    ({"source": {"all_active_contacts": True}, "tag_ids": ["t-1"]}, "a flag source"),
+    ({"source": {"all_active_contacts": "true"}, "tag_ids": ["t-1"]}, "tolerated: the string true"),
+    ({"source": {"new_subscriber": " TRUE "}, "tag_ids": ["t-1"]}, "tolerated: any case, spaces"),
+    ({"source": {"new_subscriber": "yes"}, "tag_ids": ["t-1"]}, "another string"),
+    ({"source": {"all_active_contacts": 1}, "tag_ids": ["t-1"]}, "a number as a flag"),
+    ({"source": {"all_active_contacts": True}, "exclude": {"contact_ids": ["c-1"]}, "tag_ids": ["t-1"]}, "exclude"),
+    ({"source": {"list_ids": ["l-1"], "exclude": ["c-1"]}, "tag_ids": ["t-1"]}, "tolerated: exclude in source"),
+    ({"source": {"list_ids": ["l-1"], "exclude": {"contact_ids": ["c-1"]}}, "tag_ids": ["t-1"]}, "nested object"),
+    ({"source": {"list_ids": ["l-1"], "exclude": ["c-1"]}, "exclude": {"contact_ids": ["c-2"]}, "tag_ids": ["t-1"]},
+     "exclude given twice"),
+    ({"source": {"tag_ids": ["t-2"]}, "exclude": {"contact_ids": ["c-1"]}, "tag_ids": ["t-1"]}, "exclude with tags"),
+    ({"source": {"new_subscriber": True, "exclude": ["c-1"]}, "tag_ids": ["t-1"]}, "nested exclude, new subscribers"),
+    ({"source": {"contact_ids": ["c-1"]}, "exclude": {"contact_ids": []}, "tag_ids": ["t-1"]}, "an empty exclude"),
+    ({"source": {"list_ids": ["l-1"]}, "exclude": {"list_ids": ["l-2"]}, "tag_ids": ["t-1"]}, "exclude lists"),
+    ({"source": {"list_ids": ["l-1"]}, "exclude": ["c-1"], "tag_ids": ["t-1"]}, "a top-level bare exclude"),
+    ({"request_id": "a.b_c:d-1", "source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"]}, "every request id character"),
+    ({"request_id": "a/b", "source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"]}, "a slash in the request id"),
+    ({"request_id": "", "source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"]}, "an empty request id"),
+    ({"request_id": "r" * 128, "source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"]}, "a 128-character request id"),
+    ({"request_id": 42, "source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"]}, "a number as request id"),
+    ({"schema_version": "1", "source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"]}, "schema_version 1"),
+    ({"schema_version": "2", "source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"]}, "schema_version 2"),
+    ({"metdata": {}, "source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"]}, "a misspelt field"),
+    ({"metadata": {"a": [1, {"b": None}]}, "source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"]}, "any metadata"),
+    ({"metadata": "crm", "source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"]}, "metadata not an object"),
+    (["c-1"], "not an object"),
+]
+
+
+@pytest.mark.parametrize("request_body, why", EDGE_CASES, ids=[why for _, why in EDGE_CASES])
+def test_the_schema_accepts_exactly_what_the_service_accepts(request_body, why):
+    service_accepts = isinstance(read_request(json.dumps(request_body), "m-1"), UntagRequest)
+    assert (errors_of(request_body) == []) == service_accepts, errors_of(request_body)
+
+
+def test_the_service_checks_what_the_schema_cannot_express():
+    """Documented in the schema's description: the 4 KB metadata limit is checked by the service only."""
+    body = {"source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"], "metadata": {"blob": "x" * 5000}}
+    assert errors_of(body) == []
+    assert isinstance(read_request(json.dumps(body), "m-1"), Rejection)
+    assert "4 KB" in load("untag-request.schema.json")["properties"]["metadata"]["description"]
+
+
+# --- result events: everything the service publishes validates ----------------------------------------------
+
+
+def test_every_published_event_validates_against_the_result_event_schema(pipeline, simulator):
+    bodies = [record["body"] for name in ("intake-sqs-batch.json", "intake-invalid.json")
+              for record in json.loads((EVENTS_DIR / name).read_text())["Records"]]
+    simulator.set_outcome("t-cyber-monday", "failed")  # one more outcome than completed and rejected
+    pipeline.submit(bodies)
+    assert pipeline.run_until_settled(len(bodies), timeout=45)
+    events = [{key: value for key, value in event.items() if key != "_attributes"} for event in pipeline.results]
+    assert len({event["request_id"] for event in events}) == len(bodies)
+    for event in events:
+        problems = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in RESULT_EVENT.iter_errors(event)]
+        assert problems == [], (event["request_id"], problems)
+    assert {event["state"] for event in events} == {"completed", "failed", "rejected"}
+
+
+# --- the sample events ------------------------------------------------------------------------------------
+
+
+def test_the_samples_are_what_generate_py_generates():
+    answer = subprocess.run([sys.executable, str(EVENTS_DIR / "generate.py"), "--check"], capture_output=True,
+                            text=True, timeout=60)
+    assert answer.returncode == 0, answer.stderr
+
+
+def test_there_is_a_sample_for_every_entry_point_and_envelope():
+    names = {path.name for path in EVENTS_DIR.glob("*.json")}
+    assert {"intake-sqs-batch.json", "intake-invalid.json", "intake-eventbridge-envelope.json",
+            "intake-sns-envelope.json", "intake-redriven.json", "poller-scheduled.json"} <= names
+
+
+@pytest.mark.parametrize("file_name, request_id", [
+    ("intake-eventbridge-envelope.json", lambda body, record: body["id"]),
+    ("intake-sns-envelope.json", lambda body, record: json.loads(body["Message"])["request_id"]),
+    ("intake-redriven.json", lambda body, record: record["messageAttributes"]["request_id"]["stringValue"]),
+])
+def test_each_envelope_sample_is_accepted_by_the_intake_as_it_is(pipeline, file_name, request_id):
+    from local.pipeline import LambdaContext
+
+    event = json.loads((EVENTS_DIR / file_name).read_text())
+    [record] = event["Records"]
+    response = pipeline.intake(event, LambdaContext("untag-intake", pipeline.intake_timeout))
+    assert response == {"batchItemFailures": []}
+    assert pipeline.run_until_settled(1, timeout=20)
+    [result] = pipeline.results
+    assert result["request_id"] == request_id(json.loads(record["body"]), record)
+    assert result["state"] == "completed", result
+    assert result["received_at"] == "2026-11-26T10:00:00Z"  # the sample's SentTimestamp
+
+
+def test_the_poller_sample_runs_the_poller(pipeline):
+    from local.pipeline import LambdaContext
+
+    event = json.loads((EVENTS_DIR / "poller-scheduled.json").read_text())
+    pipeline.poller(event, LambdaContext("untag-poller", pipeline.poller_timeout))
