@@ -63,7 +63,7 @@ def settle(pipeline, requests: int) -> dict[str, dict[str, Any]]:
 def test_the_recipes_are_the_ones_documented():
     names = sorted(path.name for path in RECIPES.glob("*.yaml"))
     assert names == ["eventbridge-rule.yaml", "failures-subscriber.yaml", "sns-fan-in.yaml", "step-functions.yaml"]
-    wiring = (ROOT / "docs" / "wiring.md").read_text(encoding="utf-8")
+    wiring = (ROOT / "README.md").read_text(encoding="utf-8")
     assert all(f"docs/recipes/{name}" in wiring for name in names)
 
 
