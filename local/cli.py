@@ -45,7 +45,7 @@ if str(ROOT / "layers" / "shared") not in sys.path:  # the service's own domain 
 
 from untag.activity import TERMINAL_STATES  # noqa: E402
 from untag.request import Rejection, read_request  # noqa: E402
-from untag.store import DUE_ACTIVITY, DUE_PUBLISH, ActivityStore, _load, request_key  # noqa: E402
+from untag.store import ActivityStore, _load, request_key  # noqa: E402
 
 from local import dlq  # noqa: E402
 
@@ -387,8 +387,8 @@ def _print_status(report: dict[str, Any], as_json: bool) -> None:
 def cmd_pending(args: argparse.Namespace) -> int:
     target = resolve_target(args)
     store = target.store()
-    activities = store.due(DUE_ACTIVITY, limit=args.limit)
-    unpublished = store.due(DUE_PUBLISH, limit=args.limit)
+    activities = store.due_activities(limit=args.limit)
+    unpublished = store.due_publications(limit=args.limit)
     now = time.time()
     if args.json:
         print(json.dumps({

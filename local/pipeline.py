@@ -7,9 +7,9 @@ own redrive policy moves poison messages to the DLQ. Result events are read from
 queue subscribed to the result topic, as a subscriber would.
 
 By default what the intake leaves for redelivery becomes visible again at once (tests); with
-``redelivery_delay=N`` messages are received with an N-second visibility timeout instead, so
-retries come back after N seconds and a visibility the function set itself (the daily-quota
-deferral) is respected, as on the deployed queue. ``close()`` removes the results queue.
+``redelivery_delay=N`` it comes back after N seconds (the deployed queue waits its visibility
+timeout), and while the daily quota is blocked it is left alone: the intake deferred it to the
+quota's reset itself. ``close()`` removes the results queue.
 """
 
 from __future__ import annotations
@@ -126,6 +126,7 @@ class LocalPipeline:
         self.batch_size = batch_size or int(template_parameter(stack, "IntakeBatchSize", 10))
         self.sqs = boto3.client("sqs")
         self.sns = boto3.client("sns")
+        self.dynamodb = boto3.client("dynamodb")
         self.subscription_arn = ""
         self.results_queue_url = self._subscribe_results_queue()
         self.results: list[dict[str, Any]] = []
@@ -133,6 +134,7 @@ class LocalPipeline:
         self.poller_invocations = 0
         self.retried_records = 0
         self.intake_errors: list[str] = []  # one formatted traceback per intake invocation that raised
+        self.running = ""  # the invocation under way ("intake, 10 records", "poller"), for a progress display
 
     def _subscribe_results_queue(self) -> str:
         url = self.sqs.create_queue(QueueName=f"untag-results-{uuid.uuid4().hex[:8]}")["QueueUrl"]
@@ -174,8 +176,7 @@ class LocalPipeline:
         while len(messages) < self.batch_size:
             answer = self.sqs.receive_message(
                 QueueUrl=self.stack.queue_url, MaxNumberOfMessages=min(10, self.batch_size - len(messages)),
-                AttributeNames=["All"], MessageAttributeNames=["All"], WaitTimeSeconds=0,
-                **({} if self.redelivery_delay is None else {"VisibilityTimeout": self.redelivery_delay}))
+                AttributeNames=["All"], MessageAttributeNames=["All"], WaitTimeSeconds=0)
             received = answer.get("Messages", [])
             if not received:
                 break
@@ -184,36 +185,49 @@ class LocalPipeline:
             return 0
         event = sqs_event(messages, self.stack.queue_arn, self.region)
         self.intake_invocations += 1
+        self.running = f"intake, {len(messages)} records"
         try:
             response = self.intake(event, LambdaContext("untag-intake", self.intake_timeout))
             failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", ())}
         except Exception:  # noqa: BLE001 - a function error: Lambda retries the whole batch
             self.intake_errors.append(traceback.format_exc())
             failed = {message["MessageId"] for message in messages}
+        finally:
+            self.running = ""
         self.retried_records += len(failed)
         done = [message for message in messages if message["MessageId"] not in failed]
         for start in range(0, len(done), 10):
             self.sqs.delete_message_batch(QueueUrl=self.stack.queue_url, Entries=[
                 {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]}
                 for n, message in enumerate(done[start:start + 10])])
-        # What failed becomes visible again at once here (the deployed queue waits its visibility timeout),
-        # unless the messages were received with the redelivery delay as their visibility timeout.
-        if self.redelivery_delay is None:
+        # What failed becomes visible again at once here (the deployed queue waits its visibility timeout).
+        if failed and (self.redelivery_delay is None or not self._quota_blocked()):
             for message in messages:
                 if message["MessageId"] in failed:
-                    self._make_visible(message)
+                    self._make_visible(message, self.redelivery_delay or 0)
         return len(messages)
 
-    def _make_visible(self, message: dict[str, Any]) -> None:
+    def _quota_blocked(self) -> bool:
+        """True while the service holds everything back for the daily quota (it set the visibility itself)."""
+        from untag.store import ActivityStore  # the shared layer: on the path once the handlers are loaded
+
+        store = ActivityStore(lambda: self.dynamodb, self.stack.table_name)
+        return store.quota_blocked_until() > time.time()
+
+    def _make_visible(self, message: dict[str, Any], after: int = 0) -> None:
         try:
             self.sqs.change_message_visibility(QueueUrl=self.stack.queue_url, ReceiptHandle=message["ReceiptHandle"],
-                                               VisibilityTimeout=0)
+                                               VisibilityTimeout=after)
         except self.sqs.exceptions.ClientError:
             pass
 
     def poll_once(self) -> dict[str, Any]:
         self.poller_invocations += 1
-        return self.poller(scheduled_event(self.region), LambdaContext("untag-poller", self.poller_timeout))
+        self.running = "poller"
+        try:
+            return self.poller(scheduled_event(self.region), LambdaContext("untag-poller", self.poller_timeout))
+        finally:
+            self.running = ""
 
     def collect_results(self) -> list[dict[str, Any]]:
         """Read result events from the subscribed queue (SNS envelopes unwrapped, attributes kept)."""

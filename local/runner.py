@@ -46,8 +46,9 @@ REDELIVERY_SECONDS = 1.0  # a record the intake leaves for redelivery comes back
 
 SIMULATOR_RATE_LIMIT = 4.0  # Constant Contact: 4 requests per second per application...
 SIMULATOR_DAILY_QUOTA = 10_000  # ...and 10,000 per day
-PROGRESS_REFRESH_SECONDS = 0.5
-LOG_HEARTBEAT_SECONDS = 5.0
+PROGRESS_REFRESH_SECONDS = 0.5  # the progress line is redrawn this often; the table read at most this often
+LOG_MIN_INTERVAL_SECONDS = 2.0  # not a terminal: a progress line at most this often when something changed...
+LOG_HEARTBEAT_SECONDS = 10.0  # ...and at least this often when nothing did
 EVENTS_SHOWN_IN_FULL = 20  # more result events than this: only the first EVENTS_SHOWN_WHEN_MANY are printed
 EVENTS_SHOWN_WHEN_MANY = 10
 STATE_ORDER = ("completed", "failed", "timed_out", "cancelled", "rejected")
@@ -92,10 +93,6 @@ exit status: 0 every request reached a final state, 1 some did not (timeout, dea
 
 class RunnerError(Exception):
     """A problem with the arguments or the input, reported without a traceback."""
-
-
-class SetupError(Exception):
-    """AWS or Constant Contact could not be reached or prepared."""
 
 
 # --------------------------------------------------------------------------- inputs
@@ -197,47 +194,62 @@ def event_key(event: dict[str, Any]) -> tuple[str, ...]:
 
 
 class Tracker:
-    """Which expected result events have arrived, and what the activity table says of the others."""
+    """Which expected result events have arrived, and what the activity table says of the others.
+
+    Thread-safe: the progress ticker reads its counts while the main thread updates it.
+    """
 
     def __init__(self, expected: dict[tuple[str, ...], Expected], table_name: str, dynamodb: Any):
         self.expected = expected
         self.events: dict[tuple[str, ...], dict[str, Any]] = {}
         self.records: dict[tuple[str, ...], dict[str, Any] | None] = dict.fromkeys(expected)
         self.unexpected = 0  # events of requests this run did not send (other producers, earlier runs)
-        self.republished = 0
         self._table = table_name
         self._dynamodb = dynamodb
+        self._lock = threading.Lock()
         self._taken = 0
         self._seen_event_ids: set[str] = set()
 
     def take(self, results: list[dict[str, Any]]) -> None:
         """Match the result events collected since the last call."""
-        for event in results[self._taken:]:
-            key = event_key(event)
-            if event.get("event_id") in self._seen_event_ids:
-                self.republished += 1
-            elif key in self.expected and key not in self.events:
-                self.events[key] = event
-            else:
-                self.unexpected += 1
-            self._seen_event_ids.add(event.get("event_id"))
-        self._taken = len(results)
+        with self._lock:
+            for event in results[self._taken:]:
+                key = event_key(event)
+                if event.get("event_id") in self._seen_event_ids:
+                    continue  # SNS delivers at least once; the service may publish an outcome again
+                if key in self.expected and key not in self.events:
+                    self.events[key] = event
+                else:
+                    self.unexpected += 1
+                self._seen_event_ids.add(event.get("event_id"))
+            self._taken = len(results)
 
-    def refresh(self, keys: list[tuple[str, ...]] | None = None) -> None:
-        """Read the table records of the requests still without an event (100 per BatchGetItem)."""
+    def refresh(self, keys: list[tuple[str, ...]] | None = None, *, settled_too: bool = False) -> None:
+        """Read the table records of the requests still without an event (100 per BatchGetItem).
+
+        Only those not yet read or still being created, unless ``settled_too``: a pending request's
+        activities no longer change, so the progress line does not need it read again.
+        """
+        wanted = keys if keys is not None else [
+            key for key in self.missing
+            if settled_too or (self.records.get(key) or {}).get("status", "creating") == "creating"]
+        by_record = {(self.expected[key].record_key["pk"], self.expected[key].record_key["sk"]): key
+                     for key in wanted}
+        found = self._read(list(by_record))
+        with self._lock:
+            for record_id, key in by_record.items():
+                self.records[key] = found.get(record_id)
+
+    def _read(self, record_ids: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
         from boto3.dynamodb.types import TypeDeserializer
 
         deserializer = TypeDeserializer()
-        wanted = keys if keys is not None else self.missing
-        by_record = {(self.expected[key].record_key["pk"], self.expected[key].record_key["sk"]): key
-                     for key in wanted}
-        pending = list(by_record)
-        for start in range(0, len(pending), 100):
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for start in range(0, len(record_ids), 100):
             request = {self._table: {
-                "Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in pending[start:start + 100]],
-                "ProjectionExpression": "pk, sk, #status, activities", "ExpressionAttributeNames": {"#status": "status"},
-                "ConsistentRead": True}}
-            found: dict[tuple[str, str], dict[str, Any]] = {}
+                "Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in record_ids[start:start + 100]],
+                "ProjectionExpression": "pk, sk, #status, activities",
+                "ExpressionAttributeNames": {"#status": "status"}, "ConsistentRead": True}}
             for attempt in range(5):
                 answer = self._dynamodb.batch_get_item(RequestItems=request)
                 for item in answer.get("Responses", {}).get(self._table, ()):
@@ -247,33 +259,32 @@ class Tracker:
                 if not request:
                     break
                 time.sleep(0.05 * 2 ** attempt)
-            for record_id in pending[start:start + 100]:
-                self.records[by_record[record_id]] = found.get(record_id)
+        return found
 
     @property
     def missing(self) -> list[tuple[str, ...]]:
-        return [key for key in self.expected if key not in self.events]
+        with self._lock:
+            return [key for key in self.expected if key not in self.events]
 
     @property
     def complete(self) -> bool:
-        return len(self.events) == len(self.expected)
+        with self._lock:
+            return len(self.events) == len(self.expected)
 
     def lost(self) -> list[tuple[str, ...]]:
         """Requests without an event that the table has never heard of (meaningful once the queue is empty)."""
         return [key for key in self.missing if self.records.get(key) is None]
 
-    def activity_ids(self) -> set[str]:
-        ids = {str(activity_id) for record in self.records.values() if record
-               for activity_id in (record.get("activities") or {}).values()}
-        ids |= {activity["activity_id"] for event in self.events.values() for activity in event.get("activities") or ()}
-        return ids
-
     def counts(self) -> dict[str, int]:
-        accepted = sum(1 for key in self.expected
-                       if not self.expected[key].rejected and (key in self.events or self.records.get(key)))
-        rejected = sum(1 for event in self.events.values() if event.get("state") == "rejected")
-        return {"total": len(self.expected), "accepted": accepted, "rejected": rejected,
-                "activities": len(self.activity_ids()), "finished": len(self.events)}
+        with self._lock:
+            records, events = list(self.records.items()), list(self.events.values())
+            known = [key for key, record in records if record or key in self.events]  # the intake has read it
+        accepted = sum(1 for key in known if not self.expected[key].rejected)
+        activities = {str(activity_id) for _, record in records if record
+                      for activity_id in (record.get("activities") or {}).values()}
+        activities |= {activity["activity_id"] for event in events for activity in event.get("activities") or ()}
+        return {"total": len(self.expected), "accepted": accepted, "rejected": len(known) - accepted,
+                "activities": len(activities), "finished": len(events)}
 
     def waiting_reasons(self) -> Counter[str]:
         """Why each request without an event is still open, from its table record."""
@@ -320,16 +331,18 @@ class Display:
                 self._stream.write(self._line)
             self._stream.flush()
 
-    def progress(self, text: str) -> None:
+    def progress(self, text: str, *, force: bool = False) -> None:
         with self._lock:
             now = time.monotonic()
+            since = now - self._last_logged_at
             if self._live:
                 width = max(20, shutil.get_terminal_size((100, 20)).columns - 1)
                 line = f"{self._stamp()} {text}"[:width]  # never wrap: \r only returns to the start of a line
                 self._stream.write("\r" + line + " " * max(0, len(self._line) - len(line)))
                 self._line = line
                 self._stream.flush()
-            elif text != self._last_logged or now - self._last_logged_at >= LOG_HEARTBEAT_SECONDS:
+            elif (force and text != self._last_logged) or since >= LOG_HEARTBEAT_SECONDS \
+                    or (text != self._last_logged and since >= LOG_MIN_INTERVAL_SECONDS):
                 self._stream.write(f"{self._stamp()} {text}\n")
                 self._stream.flush()
                 self._last_logged, self._last_logged_at = text, now
@@ -418,6 +431,30 @@ def _route_function_logs(stream: TextIO, original: TextIO) -> None:
             handler.setStream(stream)
 
 
+class Ticker:
+    """Redraws the progress line in the background, so it moves during a long function invocation too.
+
+    It reads nothing itself: moto's server is not thread-safe, so only the main thread calls AWS.
+    """
+
+    def __init__(self, tracker: Tracker, display: Display, pipeline: Any):
+        self._tracker, self._display, self._pipeline = tracker, display, pipeline
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
+
+    def __enter__(self) -> "Ticker":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stopping.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(PROGRESS_REFRESH_SECONDS):
+            self._display.progress(progress_text(self._tracker.counts(), self._pipeline))
+
+
 # --------------------------------------------------------------------------- AWS and Constant Contact
 
 
@@ -425,8 +462,7 @@ def _route_function_logs(stream: TextIO, original: TextIO) -> None:
 class Aws:
     stack: Any  # local.stack.Stack
     description: str
-    embedded: bool
-    deployed: bool  # resources of a deployed stack (--stack-outputs): nothing created
+    embedded: bool  # the moto this run started (else an endpoint or account that outlives the run)
 
 
 def _fake_credentials(force: bool) -> None:
@@ -455,14 +491,15 @@ def start_aws(args: argparse.Namespace, exits: ExitStack) -> Aws:
             _fake_credentials(force=False)
         stack = deployed_stack(args.stack_outputs)
         where = args.aws_endpoint or "AWS"
-        return Aws(stack, f"deployed stack at {where} (queue {stack.queue_url})", embedded=False, deployed=True)
+        return Aws(stack, f"deployed stack at {where} (queue {stack.queue_url})", embedded=False)
     if args.aws_endpoint:
         _use_endpoint(args.aws_endpoint)
         _fake_credentials(force=False)
-        return Aws(provision(), f"{args.aws_endpoint} (resources from template.yaml)", embedded=False, deployed=False)
+        return Aws(provision(), f"{args.aws_endpoint} (resources from template.yaml)", embedded=False)
 
     from moto.server import ThreadedMotoServer
 
+    _speed_up_moto_receive()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per AWS call
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -471,8 +508,28 @@ def start_aws(args: argparse.Namespace, exits: ExitStack) -> Aws:
     _use_endpoint(f"http://{host}:{port}")
     os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
     _fake_credentials(force=True)
-    return Aws(provision(), f"embedded moto at http://{host}:{port} (resources from template.yaml)",
-               embedded=True, deployed=False)
+    return Aws(provision(), f"embedded moto at http://{host}:{port} (resources from template.yaml)", embedded=True)
+
+
+def _speed_up_moto_receive() -> None:
+    """moto 5.2 checks each received message's retention by computing every queue attribute, message
+    counts included, so receiving N queued messages costs O(N^2): 17 s for 1,000 messages. Same check,
+    reading the one attribute it needs (the embedded server runs in this process)."""
+    from moto.core.utils import unix_time
+    from moto.sqs.models import SQSBackend
+
+    original = SQSBackend.is_message_valid_based_on_retention_period
+    if getattr(original, "local_runner", False):
+        return
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        retention = getattr(self.get_queue(queue_name), "message_retention_period", None)
+        if retention is None:  # not the moto this was written for: its own way
+            return original(self, queue_name, message)
+        return int(retention) + message.sent_timestamp / 1000 > unix_time()
+
+    is_message_valid_based_on_retention_period.local_runner = True  # type: ignore[attr-defined]
+    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
 
 
 def read_stack_outputs(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -498,7 +555,8 @@ def deployed_stack(path: str | os.PathLike[str]) -> Any:
     template.yaml with the outputs in place of the resources (the template's default parameters)."""
     import boto3
 
-    from local.stack import FUNCTION_TYPES, Stack, _function_environment, _Resolver, load_template
+    # local.stack's own resolution of the template, with the deployed resources as the !Ref values
+    from local.stack import FUNCTION_TYPES, Stack, _function_environment, _references, _Resolver, load_template
 
     outputs = read_stack_outputs(path)
     _, _, _, region, account, _ = outputs["IntakeQueueArn"].split(":", 5)
@@ -511,8 +569,15 @@ def deployed_stack(path: str | os.PathLike[str]) -> Any:
         "TokenSecret": outputs["TokenSecretArn"],
     })
     resolver.attributes["IntakeQueue"] = {"Arn": outputs["IntakeQueueArn"], "QueueUrl": outputs["IntakeQueueUrl"]}
-    environment = {logical_id: _function_environment(template, logical_id, resolver)
-                   for logical_id, resource in template["Resources"].items() if resource["Type"] in FUNCTION_TYPES}
+    functions = [logical_id for logical_id, resource in template["Resources"].items()
+                 if resource["Type"] in FUNCTION_TYPES]
+    for logical_id in functions:
+        variables = template["Resources"][logical_id].get("Properties", {}).get("Environment", {}).get("Variables", {})
+        unknown = (_references(variables) & template["Resources"].keys()) - resolver.refs.keys()
+        if unknown:
+            raise RunnerError(f"{logical_id}'s environment refers to {', '.join(sorted(unknown))}, which the stack "
+                              "outputs the runner reads do not give")
+    environment = {logical_id: _function_environment(template, logical_id, resolver) for logical_id in functions}
     stack = Stack(queue_url=outputs["IntakeQueueUrl"], queue_arn=outputs["IntakeQueueArn"],
                   dlq_url=outputs["DeadLetterQueueUrl"], table_name=outputs["ActivityTableName"],
                   topic_arn=outputs["ResultTopicArn"], secret_id=outputs["TokenSecretArn"], environment=environment,
@@ -591,53 +656,59 @@ class Outcome:
 
 
 def drive(pipeline: Any, tracker: Tracker, display: Display, *, poll_interval: float, timeout: float) -> Outcome:
-    """Emulate the event sources until every expected event arrived, the rest can never come, or time is up."""
+    """Emulate the event sources until every expected event arrived, the rest can never come, or time is up.
+
+    Each turn: one event source mapping poll (an intake invocation if the queue has messages), the
+    poller when its schedule is due, then the result events. Sequential, like one concurrent slot each.
+    """
     import traceback
 
     outcome = Outcome(finished=False)
     started = time.monotonic()
     deadline = started + timeout
     next_poll = started
-    next_refresh = 0.0
+    next_refresh = started
     shown_errors = 0
-    quiet_checks = 0
+    quiet_turns = 0
     try:
-        while True:
-            took = pipeline.intake_once()
-            for error in pipeline.intake_errors[shown_errors:]:
-                display.log("intake function error (the batch will be retried):\n" + error.rstrip())
-            shown_errors = len(pipeline.intake_errors)
-            if time.monotonic() >= next_poll:
-                try:
-                    pipeline.poll_once()
-                except Exception:  # noqa: BLE001 - a failed scheduled run: the next tick is the retry
-                    outcome.poller_errors.append(traceback.format_exc())
-                    display.log("poller function error (the next run retries):\n" + outcome.poller_errors[-1].rstrip())
-                next_poll = time.monotonic() + poll_interval
-            pipeline.collect_results()
-            tracker.take(pipeline.results)
-            now = time.monotonic()
-            if now >= next_refresh or tracker.complete:
-                tracker.refresh()
-                next_refresh = now + PROGRESS_REFRESH_SECONDS
-                display.progress(progress_text(tracker.counts(), pipeline))
-            if tracker.complete:
-                outcome.finished = True
-                return outcome
-            if now >= deadline:
-                outcome.reason = "timeout"
-                return outcome
-            # Messages that left the queue without a trace (dead-letter queue) never produce an event.
-            if not took and tracker.lost() and len(tracker.lost()) == len(tracker.missing) \
-                    and pipeline.queue_depth() == 0:
-                quiet_checks += 1
-                if quiet_checks >= 2:
-                    outcome.reason = "lost"
+        with Ticker(tracker, display, pipeline):
+            while True:
+                took = pipeline.intake_once()
+                for error in pipeline.intake_errors[shown_errors:]:
+                    display.log("intake function error (the batch will be retried):\n" + error.rstrip())
+                shown_errors = len(pipeline.intake_errors)
+                if time.monotonic() >= next_refresh:
+                    reading = time.monotonic()
+                    tracker.refresh()
+                    # moto runs in this process: keep the display's share of the work small on big runs
+                    next_refresh = time.monotonic() + max(PROGRESS_REFRESH_SECONDS, 5 * (time.monotonic() - reading))
+                if time.monotonic() >= next_poll:
+                    try:
+                        pipeline.poll_once()
+                    except Exception:  # noqa: BLE001 - a failed scheduled run: the next tick is the retry
+                        outcome.poller_errors.append(traceback.format_exc())
+                        display.log("poller function error (the next run retries):\n"
+                                    + outcome.poller_errors[-1].rstrip())
+                    next_poll = time.monotonic() + poll_interval
+                pipeline.collect_results()
+                tracker.take(pipeline.results)
+                if tracker.complete:
+                    outcome.finished = True
                     return outcome
-            else:
-                quiet_checks = 0
-            if not took:
-                time.sleep(max(0.0, min(next_poll, deadline) - time.monotonic()))
+                if time.monotonic() >= deadline:
+                    outcome.reason = "timeout"
+                    return outcome
+                # A message that left the queue unaccepted (to the dead-letter queue) never yields an event.
+                if not took and pipeline.queue_depth() == 0:
+                    tracker.refresh(tracker.lost())  # a record, once written, stays: re-read only the unknown
+                    quiet_turns = quiet_turns + 1 if len(tracker.lost()) == len(tracker.missing) else 0
+                    if quiet_turns >= 2:
+                        outcome.reason = "lost"
+                        return outcome
+                else:
+                    quiet_turns = 0
+                if not took:
+                    time.sleep(max(0.0, min(next_poll, deadline) - time.monotonic()))
     except KeyboardInterrupt:
         outcome.reason = "interrupted"
         return outcome
@@ -646,9 +717,10 @@ def drive(pipeline: Any, tracker: Tracker, display: Display, *, poll_interval: f
 def progress_text(counts: dict[str, int], pipeline: Any) -> str:
     total = counts["total"]
     percent = 100 * counts["finished"] // total if total else 100
-    return (f"requests {total}: accepted {counts['accepted']}, rejected {counts['rejected']} | "
-            f"activities {counts['activities']} | finished {counts['finished']}/{total} ({percent}%) | "
-            f"intake runs {pipeline.intake_invocations}, poller runs {pipeline.poller_invocations}")
+    running = f"running {pipeline.running} | " if pipeline.running else ""
+    return (f"{counts['finished']:,}/{total:,} finished ({percent}%) | {counts['accepted']:,} accepted, "
+            f"{counts['rejected']:,} rejected | {counts['activities']:,} activities | {running}"
+            f"runs: intake {pipeline.intake_invocations}, poller {pipeline.poller_invocations}")
 
 
 def check_fresh(tracker: Tracker) -> None:
@@ -694,7 +766,7 @@ def cc_endpoint(method: str, path: str) -> str:
 
 
 def report(out: TextIO, *, tracker: Tracker, pipeline: Any, aws: Aws, cc: ConstantContact, outcome: Outcome,
-           quiet: bool, elapsed: float, setup_seconds: float, dlq_depth: int, dlq_before: int) -> None:
+           quiet: bool, elapsed: float, phases: dict[str, float], dlq_depth: int, dlq_before: int) -> None:
     events = [tracker.events[key] for key in tracker.expected if key in tracker.events]
     if not quiet and events:
         shown = events if len(events) <= EVENTS_SHOWN_IN_FULL else events[:EVENTS_SHOWN_WHEN_MANY]
@@ -718,7 +790,8 @@ def report(out: TextIO, *, tracker: Tracker, pipeline: Any, aws: Aws, cc: Consta
         rows.append(("throttled (429)", f"{sum(1 for call in calls if call.status == 429):,}"))
     new_in_dlq = f" ({dlq_depth - dlq_before:+,} in this run)" if dlq_before else ""
     rows.append(("dead-letter queue depth", f"{dlq_depth:,}{new_in_dlq}"))
-    rows.append(("elapsed", f"{elapsed:.1f} s (setup {setup_seconds:.1f} s)"))
+    rows.append(("elapsed", f"{elapsed:.1f} s (" + ", ".join(f"{name} {seconds:.1f} s"
+                                                           for name, seconds in phases.items()) + ")"))
     rows.append(("function runs", f"intake {pipeline.intake_invocations}, poller {pipeline.poller_invocations}"))
     if pipeline.intake_errors or outcome.poller_errors:
         rows.append(("function errors", f"intake {len(pipeline.intake_errors)}, poller {len(outcome.poller_errors)}"))
@@ -742,7 +815,8 @@ def report(out: TextIO, *, tracker: Tracker, pipeline: Any, aws: Aws, cc: Consta
 
 def failure_message(tracker: Tracker, outcome: Outcome, timeout: float, dlq_depth: int) -> str:
     missing = tracker.missing
-    ids = ", ".join(tracker.expected[key].request_id for key in missing[:5]) + (", ..." if len(missing) > 5 else "")
+    ids = ", ".join(tracker.expected[key].request_id for key in missing[:5]) + (
+        f" and {len(missing) - 5} more" if len(missing) > 5 else "")
     total = len(tracker.expected)
     if outcome.reason == "lost":
         return (f"FAILED: {len(missing)} of {total} requests can never reach a final state: their messages left "
@@ -826,9 +900,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
 def load_bodies(args: argparse.Namespace) -> tuple[list[str], str]:
     if args.requests:
         bodies = read_requests(args.requests)
+        not_json = sum(1 for body in bodies if not _is_json(body))
+        if not_json:
+            print(f"note: {not_json} line(s) of {args.requests} are not JSON; they are sent as they are and the "
+                  "service rejects them", file=sys.stderr)
         return bodies, f"{len(bodies):,} requests from {args.requests}"
     if args.generate:
         bodies = generate_requests(args.generate, f"{args.seed:06d}")
@@ -873,6 +959,7 @@ class Run:
         self.bodies = bodies
         self.described = described
         self.started = time.monotonic()
+        self.phases: dict[str, float] = {}  # seconds spent setting up, sending, driving the pipeline
         self.out = sys.stdout
         self.display = Display(sys.stderr, live=sys.stderr.isatty(), started=self.started)
 
@@ -890,24 +977,28 @@ class Run:
                 display.close()
                 print(f"error: {error}", file=sys.stderr)
                 return EXIT_USAGE
+            except KeyboardInterrupt:
+                display.close()
+                print("interrupted while setting up", file=sys.stderr)
+                return EXIT_INTERRUPTED
             except Exception as error:  # noqa: BLE001 - AWS or Constant Contact unreachable, misconfigured...
                 display.close()
                 print(f"error: could not set up the run: {type(error).__name__}: {error}", file=sys.stderr)
                 return EXIT_SETUP
             _route_function_logs(function_output, self.out)
-            setup_seconds = time.monotonic() - self.started
             dlq_before = pipeline.queue_depth(aws.stack.dlq_url)
 
+            driving = time.monotonic()
             outcome = drive(pipeline, tracker, display, poll_interval=args.poll_interval / args.speed,
                             timeout=args.timeout)
-            tracker.refresh()
-            display.progress(progress_text(tracker.counts(), pipeline))
+            self.phases["pipeline"] = time.monotonic() - driving
+            tracker.refresh(settled_too=True)
+            display.progress(progress_text(tracker.counts(), pipeline), force=True)
             display.close()
             dlq_depth = pipeline.queue_depth(aws.stack.dlq_url)
-            self.write_back_tokens(aws, cc)
             sys.stdout = self.out
             report(self.out, tracker=tracker, pipeline=pipeline, aws=aws, cc=cc, outcome=outcome, quiet=args.quiet,
-                   elapsed=time.monotonic() - self.started, setup_seconds=setup_seconds, dlq_depth=dlq_depth,
+                   elapsed=time.monotonic() - self.started, phases=self.phases, dlq_depth=dlq_depth,
                    dlq_before=dlq_before)
         if outcome.finished:
             self.out.write(f"\nOK: all {len(tracker.expected):,} requests reached a final state.\n")
@@ -930,6 +1021,8 @@ class Run:
         if cc.tokens is not None:  # as an operator fills the secret after deploying
             boto3.client("secretsmanager").put_secret_value(SecretId=aws.stack.secret_id,
                                                             SecretString=json.dumps(cc.tokens))
+            if cc.token_file is not None:  # whatever happens next, before the embedded AWS stops
+                exits.callback(self.write_back_tokens, aws, cc)
         pipeline = LocalPipeline(aws.stack, environment=function_environment(args, cc), batch_size=args.batch_size,
                                  redelivery_delay=max(1, math.ceil(REDELIVERY_SECONDS / args.speed)))
         exits.callback(pipeline.close)
@@ -939,7 +1032,9 @@ class Run:
         waiting = pipeline.queue_depth()
         if waiting:
             display.log(f"note: the intake queue already holds {waiting} message(s); they are processed too")
+        self.phases["setup"] = time.monotonic() - self.started
         message_ids = pipeline.submit(self.bodies)
+        self.phases["sending"] = time.monotonic() - self.started - self.phases["setup"]
         tracker = Tracker(expected_events(self.bodies, message_ids), aws.stack.table_name, dynamodb)
         display.log(f"sent {self.described} to the intake queue: {len(tracker.expected):,} result events expected "
                     f"(batch size {pipeline.batch_size}, seed {args.seed})")
@@ -947,8 +1042,6 @@ class Run:
 
     def write_back_tokens(self, aws: Aws, cc: ConstantContact) -> None:
         """Tokens refreshed during the run must not be lost: a rotated refresh token is the only valid one."""
-        if cc.token_file is None or cc.tokens is None:
-            return
         import boto3
 
         try:
@@ -961,8 +1054,8 @@ class Run:
             return
         if aws.embedded:
             temporary = cc.token_file.with_name(cc.token_file.name + ".tmp")
-            temporary.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
-            temporary.chmod(0o600)
+            with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as stream:
+                stream.write(json.dumps(current, indent=2) + "\n")
             temporary.replace(cc.token_file)
             self.display.log(f"the tokens were refreshed during the run; wrote the new ones to {cc.token_file}")
         else:

@@ -9,6 +9,7 @@ import os
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 SERVICE = "untag"
 NAMESPACE = "ConstantContactUntag"
@@ -57,6 +58,8 @@ def count_call(endpoint: str, status_class: str) -> None:
     """One Constant Contact call, by endpoint (create/get/list/token) and status class (2xx, 4xx, timeout...)."""
     if status_class[0].isdigit() and endpoint != "token":
         count("ConstantContactRequests")  # what the daily quota counts
+    if is_metrics_disabled():  # single_metric itself ignores POWERTOOLS_METRICS_DISABLED
+        return
     with single_metric(
         name="ConstantContactCalls", unit=MetricUnit.Count, value=1, namespace=NAMESPACE
     ) as metric:

@@ -21,7 +21,6 @@ from untag.constant_contact import ApiError, QuotaExceeded, next_utc_midnight
 from untag.observability import MetricUnit, count, logger, metrics
 from untag.result_event import utc_timestamp
 from untag.settlement import finish_if_done, publish
-from untag.store import DUE_ACTIVITY, DUE_PUBLISH
 
 PAGE_SIZE = 500
 _UNKNOWN = object()  # Constant Contact answered 404 for this activity
@@ -42,7 +41,7 @@ def poll(services: Any, budget: TimeBudget) -> PollReport:
     store = services.store
     report = PollReport()
     now = services.clock()
-    due_events = store.due(DUE_PUBLISH, until=now)
+    due_events = store.due_publications(until=now)
     report.events_published = publish(services, [
         ({"pk": item["pk"], "sk": item["sk"]}, json.loads(item["event"])) for item in due_events
     ])
@@ -52,7 +51,7 @@ def poll(services: Any, budget: TimeBudget) -> PollReport:
         logger.warning("skipping this run: the daily quota is spent")
         return report
 
-    work = store.due(DUE_ACTIVITY)
+    work = store.due_activities()
     active = [item for item in work if item.get("state") not in TERMINAL_STATES]
     final = [item for item in work if item.get("state") in TERMINAL_STATES]
     report.pending_activities = len(active)

@@ -239,7 +239,15 @@ class ActivityStore:
 
     # -- the poller's work list -------------------------------------------------------------
 
-    def due(self, partition: str, *, until: float | None = None, limit: int = 5000) -> list[dict[str, Any]]:
+    def due_activities(self, *, limit: int = 5000) -> list[dict[str, Any]]:
+        """The poller's work list: activities to poll or settle, the soonest due first."""
+        return self._due(DUE_ACTIVITY, limit=limit)
+
+    def due_publications(self, *, until: float | None = None, limit: int = 5000) -> list[dict[str, Any]]:
+        """Result events stored but not yet accepted by SNS (due by ``until``)."""
+        return self._due(DUE_PUBLISH, until=until, limit=limit)
+
+    def _due(self, partition: str, *, until: float | None = None, limit: int = 5000) -> list[dict[str, Any]]:
         """Items of one partition of the due index, soonest first (optionally only those due by ``until``)."""
         condition = "#due = :partition"
         values: dict[str, Any] = {":partition": partition}
