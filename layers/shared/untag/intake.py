@@ -78,7 +78,12 @@ def accept_batch(messages: list[Message], services: Any, budget: TimeBudget) -> 
                 failed.add(message.message_id)
             continue
         count("RequestsReceived")
-        requests.setdefault(outcome.request_id, outcome)
+        known = requests.setdefault(outcome.request_id, outcome)
+        if known.fingerprint != outcome.fingerprint:
+            count("RequestIdReused")
+            logger.warning("request_id used twice in one batch for different requests; the later one is ignored",
+                           extra={"request_id": outcome.request_id})
+            continue
         senders.setdefault(outcome.request_id, []).append(message)
     if not requests:
         return failed
@@ -169,6 +174,7 @@ def _claim(services: Any, requests: dict[str, UntagRequest], senders: dict[str, 
             count("RequestIdReused")
             logger.warning("request_id already used for a different request; this message is ignored",
                            extra={"request_id": request.request_id})
+            continue  # the first request keeps its id; its own message resumes it if needed
         if existing.get("status") != "creating":
             count("DuplicateRequests")
             logger.info("duplicate delivery of an accepted request; nothing to do",
