@@ -157,5 +157,12 @@ def test_no_request_is_lost_or_done_twice_whatever_fails(stack, chaos_simulator,
     output = capfd.readouterr()
     logs = output.out + output.err
     leaked = [token for token in sim.issued_secrets if token in logs]
+    statuses = Counter(call.status for call in sim.calls)
+    print(f"\nchaos: {len(bodies)} messages ({len(valid_ids)} valid requests, {invalid_count} invalid), "
+          f"{len(events)} events, {cycles} cycles, {len(sim.activities)} activities, "
+          f"{sim.count('POST')} POSTs, {sim.count('GET')} GETs, API statuses {dict(sorted(statuses.items()))}, "
+          f"{sim.token_refreshes} token refreshes, {pipeline.retried_records} records retried, "
+          f"{len(lost)} lost, 0 duplicate contacts, {len(sim.malformed)} malformed, {len(leaked)} tokens in logs",
+          file=__import__("sys").__stderr__)
     assert not leaked, "a token reached the logs"
     assert cycles < 400

@@ -380,3 +380,15 @@ def test_sample_batch_covers_every_source_type_and_envelope():
     for request in requests:
         for contact_id in request["source"].get("contact_ids", []):
             assert ID_PATTERN.match(contact_id), contact_id
+
+
+def test_every_queue_topic_table_and_log_group_is_encrypted(template):
+    for logical_id in resources_of_type(template, "AWS::SQS::Queue"):
+        queue = properties(template, logical_id)
+        assert queue.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue, logical_id
+    for logical_id in resources_of_type(template, "AWS::SNS::Topic"):
+        assert "KmsMasterKeyId" in properties(template, logical_id), logical_id
+    for logical_id in resources_of_type(template, "AWS::DynamoDB::Table"):
+        assert properties(template, logical_id)["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS"}
+    for logical_id in resources_of_type(template, "AWS::Logs::LogGroup"):
+        assert "KmsKeyId" in properties(template, logical_id), logical_id
