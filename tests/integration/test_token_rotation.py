@@ -99,3 +99,30 @@ def test_short_lived_tokens_are_refreshed_once_per_lifetime_not_on_every_call(st
         assert all(instance.access_token() == first for _ in range(20))
         # Then it was refreshed once, and the secret knows the lifetime for other instances
         assert oauth.token_refreshes == 1 and read_secret(stack)["expires_in"] == 30
+
+
+class FlakySecret(SecretsManagerSecret):
+    """The real secret, whose first writes fail (throttling, a network blip)."""
+
+    def __init__(self, *args, failures: int):
+        super().__init__(*args)
+        self.failures = failures
+
+    def write(self, value):
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("secrets manager unreachable")
+        super().write(value)
+
+
+def test_refreshed_tokens_reach_the_secret_even_if_the_first_writes_fail(stack, oauth):
+    tokens = oauth.issue_tokens()
+    put_secret(stack, tokens)
+    secret = FlakySecret(lambda: boto3.client("secretsmanager"), stack.secret_id, failures=2)
+    instance = TokenProvider(secret, oauth.token_url,
+                             ActivityStore(lambda: boto3.client("dynamodb"), stack.table_name), sleep=lambda _: None)
+    token = instance.after_unauthorized(tokens["access_token"])
+    # Then the rotated refresh token was stored (another instance can refresh with it) and is valid
+    stored = read_secret(stack)
+    assert stored["access_token"] == token and stored["refresh_token"] != tokens["refresh_token"]
+    assert provider(stack, oauth).after_unauthorized(token) and oauth.invalid_grants == 0

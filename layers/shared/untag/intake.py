@@ -10,7 +10,6 @@ left when the Lambda time budget ran low, and everything while the daily quota i
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -239,13 +238,9 @@ def _reject(services: Any, rejection: Rejection, message: Message) -> None:
     logger.info("request rejected", extra={"request_id": rejection.request_id, "errors": list(rejection.errors)})
     received_at = utc_timestamp(message.sent_at or services.clock())
     event = rejected_event(rejection, received_at=received_at, finished_at=utc_timestamp(services.clock()))
-    key = rejection_key(rejection)
-    stored = services.store.put_rejection(rejection.request_id, key, event)
-    if stored is not None:
-        if "due" not in stored:
-            return  # already published for an earlier delivery
-        event = json.loads(stored["event"])
-    publish(services, [({"pk": f"REQUEST#{rejection.request_id}", "sk": f"REJECTED#{key}"}, event)])
+    stored = services.store.put_rejection(rejection.request_id, rejection_key(rejection), event)
+    if stored is not None:  # None: an earlier delivery already published it
+        publish(services, [stored])
 
 
 def _defer(services: Any, messages: Iterable[Message], until: float) -> set[str]:

@@ -10,7 +10,6 @@ Lambda time budget and ``ceil(pending / 500) + 1`` GET calls; the rest waits for
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -42,9 +41,7 @@ def poll(services: Any, budget: TimeBudget) -> PollReport:
     report = PollReport()
     now = services.clock()
     due_events = store.due_publications(until=now)
-    report.events_published = publish(services, [
-        ({"pk": item["pk"], "sk": item["sk"]}, json.loads(item["event"])) for item in due_events
-    ])
+    report.events_published = publish(services, due_events)
 
     if store.quota_blocked_until() > now:
         report.skipped = "daily quota spent"

@@ -36,7 +36,9 @@ def finish_if_done(services: Any, requests: Iterable[dict[str, Any]],
     missing = {aid for request in pending for aid in activity_ids_of(request)} - known.keys()
     if missing:
         known.update(store.get_activities(missing))
-    events, waiting, deferred = [], set(), set()
+    events: list[dict[str, Any]] = []  # finished items, their events to publish
+    waiting: set[str] = set()
+    deferred: set[str] = set()
     finished: Counter[str] = Counter()
     now = services.clock()
     for position, request in enumerate(pending):
@@ -44,7 +46,7 @@ def finish_if_done(services: Any, requests: Iterable[dict[str, Any]],
             deferred.update(request["request_id"] for request in pending[position:])
             break
         if len(events) >= PUBLISH_CHUNK:
-            _publish_finished(services, events)
+            publish(services, events)
             events = []
         records = [known.get(aid) for aid in activity_ids_of(request)]
         if any(record is None or record.get("state") not in ("completed", "failed", "cancelled", "timed_out")
@@ -62,19 +64,16 @@ def finish_if_done(services: Any, requests: Iterable[dict[str, Any]],
             received_at=request["received_at"],
             finished_at=utc_timestamp(now),
         )
-        if store.finish_request(request["request_id"], event):
-            events.append(event)
+        finished_item = store.finish_request(request["request_id"], event)
+        if finished_item is not None:
+            events.append(finished_item)
             finished[f"Requests{event['state'].title().replace('_', '')}"] += 1
             _record_duration(request["received_at"], now)
             logger.info("request finished", extra={"request_id": event["request_id"], "state": event["state"]})
-    _publish_finished(services, events)
+    publish(services, events)
     for name, value in finished.items():
         count(name, value)
     return waiting, deferred
-
-
-def _publish_finished(services: Any, events: list[dict[str, Any]]) -> None:
-    publish(services, [({"pk": f"REQUEST#{event['request_id']}", "sk": "REQUEST"}, event) for event in events])
 
 
 def _record_duration(received_at: str, now: float) -> None:
@@ -86,16 +85,14 @@ def _record_duration(received_at: str, now: float) -> None:
     metrics.add_metric(name="RequestDurationSeconds", unit=MetricUnit.Seconds, value=max(0.0, now - received))
 
 
-def publish(services: Any, due: list[tuple[dict[str, str], dict[str, Any]]]) -> int:
-    """Publish stored events and take each one SNS accepted off the work list; returns how many."""
-    if not due:
+def publish(services: Any, items: list[dict[str, Any]]) -> int:
+    """Publish the events stored in these items; take each one SNS accepted off the work list."""
+    if not items:
         return 0
-    accepted = services.publisher.publish([event for _, event in due])
-    for (key, _), ok in zip(due, accepted):
-        if ok:
-            services.store.mark_published(key)
+    accepted = services.publisher.publish([json.loads(item["event"]) for item in items])
+    services.store.mark_published([item for item, ok in zip(items, accepted) if ok])
     published = sum(accepted)
     count("ResultEventsPublished", published)
-    if published < len(due):
-        count("ResultEventsPublishFailed", len(due) - published)
+    if published < len(items):
+        count("ResultEventsPublishFailed", len(items) - published)
     return published

@@ -199,11 +199,12 @@ class ActivityStore:
             ExpressionAttributeValues=_dump(values),
         )
 
-    def finish_request(self, request_id: str, event: dict[str, Any]) -> bool:
-        """pending -> finished, storing the result event to publish; False if another run did it first."""
+    def finish_request(self, request_id: str, event: dict[str, Any]) -> dict[str, Any] | None:
+        """pending -> finished, storing the result event to publish; the finished item, or None if
+        another run finished it first."""
         now = self._clock()
         try:
-            self._db.update_item(
+            answer = self._db.update_item(
                 TableName=self._table,
                 Key=_dump(request_key(request_id)),
                 UpdateExpression="SET #status = :finished, finished_at = :finished_at, event = :event, "
@@ -215,15 +216,16 @@ class ActivityStore:
                     ":event": json.dumps(event), ":publish": DUE_PUBLISH, ":now": int(now),
                     ":expires": self._expires_at(),
                 }),
+                ReturnValues="ALL_NEW",
             )
-            return True
+            return _load(answer["Attributes"])
         except ClientError as error:
             if _condition_failed(error):
-                return False
+                return None
             raise
 
     def put_rejection(self, request_id: str, key: str, event: dict[str, Any]) -> dict[str, Any] | None:
-        """Store a rejection to publish; None if new, else the one already stored."""
+        """Store a rejection; the item to publish, or None if an earlier delivery already published it."""
         item = {
             "pk": f"REQUEST#{request_id}", "sk": f"REJECTED#{key}", "request_id": request_id, "status": "rejected",
             "event": json.dumps(event), "due": DUE_PUBLISH, "due_at": int(self._clock()), "expires_at": self._expires_at(),
@@ -231,11 +233,12 @@ class ActivityStore:
         try:
             self._db.put_item(TableName=self._table, Item=_dump(item), ConditionExpression="attribute_not_exists(pk)",
                               ReturnValuesOnConditionCheckFailure="ALL_OLD")
-            return None
+            return item
         except ClientError as error:
             if not _condition_failed(error):
                 raise
-            return _load(error.response["Item"]) if error.response.get("Item") else item
+            stored = _load(error.response["Item"]) if error.response.get("Item") else item
+            return stored if "due" in stored else None
 
     # -- the poller's work list -------------------------------------------------------------
 
@@ -308,8 +311,17 @@ class ActivityStore:
         """The activity is final and every request it carries has taken note: leave the work list."""
         self._leave_work_list(activity_key(activity_id))
 
-    def mark_published(self, key: dict[str, str]) -> None:
-        self._leave_work_list(key)
+    def mark_published(self, items: list[dict[str, Any]]) -> None:
+        """Take published items off the work list: whole-item puts, 25 a call (nothing else writes them now)."""
+        puts = [{"PutRequest": {"Item": _dump({key: value for key, value in item.items() if key not in ("due", "due_at")})}}
+                for item in items]
+        for start in range(0, len(puts), 25):
+            pending: dict[str, Any] = {self._table: puts[start : start + 25]}
+            for attempt in range(8):
+                pending = self._db.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
 
     def _leave_work_list(self, key: dict[str, str]) -> None:
         try:

@@ -24,6 +24,7 @@ LOCK_NAME = "token-refresh"
 LOCK_LEASE_SECONDS = 30
 WAIT_FOR_OTHER_REFRESH_SECONDS = 20
 TOKEN_ENDPOINT_INTERVAL_SECONDS = 1.0  # the token endpoint allows 1 request per second
+SECRET_WRITE_RETRIES = (0.2, 0.5, 1.0, 2.0, 4.0)  # pauses after each failed write of refreshed tokens
 
 
 class SecretStore(Protocol):
@@ -176,10 +177,25 @@ class TokenProvider:
             renewed["expires_at"] = int(self._clock() + answer["expires_in"])
             renewed["expires_in"] = answer["expires_in"]  # lets every instance refresh short-lived tokens in time
         # Store first: with rotating refresh tokens the old one is already void.
-        self._secret.write(renewed)
+        self._store(renewed)
         count("TokenRefreshed")
         logger.info("Constant Contact access token refreshed")
         return renewed
+
+
+    def _store(self, renewed: dict[str, Any]) -> None:
+        """Write refreshed tokens to the secret, trying hard: losing a rotated refresh token locks the app out."""
+        for pause in SECRET_WRITE_RETRIES:
+            try:
+                self._secret.write(renewed)
+                return
+            except Exception as error:  # noqa: BLE001 - any failure: try again, then say so loudly
+                failure = type(error).__name__
+            self._sleep(pause)
+        count("TokenRefreshFailed")
+        logger.critical("refreshed Constant Contact tokens could not be written to the secret; "
+                        "this instance keeps using them, others will need a re-authorisation",
+                        extra={"error": failure})
 
 
 def _json(response: requests.Response) -> dict[str, Any]:
