@@ -19,10 +19,33 @@ def oauth():
         yield sim
 
 
+_MOTO = threading.Lock()
+
+
+class Atomic:
+    """A boto3 client whose calls run one at a time. In-process moto does not make a conditional write
+    atomic against other threads, as DynamoDB does; this restores that guarantee for the threaded tests."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+
+        def call(*args, **kwargs):
+            with _MOTO:
+                return method(*args, **kwargs)
+
+        return call
+
+
 def provider(stack, oauth) -> TokenProvider:
     """One Lambda instance's token provider (its own memory, the shared secret and lock)."""
-    store = ActivityStore(lambda: boto3.client("dynamodb"), stack.table_name)
-    secret = SecretsManagerSecret(lambda: boto3.client("secretsmanager"), stack.secret_id)
+    dynamodb, secretsmanager = Atomic(boto3.client("dynamodb")), Atomic(boto3.client("secretsmanager"))
+    store = ActivityStore(lambda: dynamodb, stack.table_name)
+    secret = SecretsManagerSecret(lambda: secretsmanager, stack.secret_id)
     return TokenProvider(secret, oauth.token_url, store)
 
 

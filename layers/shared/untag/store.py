@@ -26,6 +26,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from untag.activity import ActivityStatus
+from untag.observability import logger
 from untag.request import UntagRequest
 
 DUE_INDEX = "due-index"
@@ -190,14 +191,21 @@ class ActivityStore:
         if last:
             update += ", #status = :pending"
             values[":pending"] = "pending"
-        self._db.update_item(
-            TableName=self._table,
-            Key=_dump(request_key(request_id)),
-            UpdateExpression=update,
-            ConditionExpression="#status = :creating",
-            ExpressionAttributeNames={"#index": str(index), "#status": "status"},
-            ExpressionAttributeValues=_dump(values),
-        )
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_dump(request_key(request_id)),
+                UpdateExpression=update,
+                ConditionExpression="#status = :creating",
+                ExpressionAttributeNames={"#index": str(index), "#status": "status"},
+                ExpressionAttributeValues=_dump(values),
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            # Another invocation took the request over after this one's lease ran out, and finished it.
+            logger.warning("request no longer being created here; chunk not recorded",
+                           extra={"request_id": request_id, "chunk": index})
 
     def finish_request(self, request_id: str, event: dict[str, Any]) -> dict[str, Any] | None:
         """pending -> finished, storing the result event to publish; the finished item, or None if
