@@ -22,6 +22,7 @@ from untag.result_event import utc_timestamp
 from untag.settlement import finish_if_done, publish
 
 PAGE_SIZE = 500
+YOUNG_ACTIVITY_SECONDS = 60  # younger activities are read on every run; older ones back off
 _UNKNOWN = object()  # Constant Contact answered 404 for this activity
 
 
@@ -133,8 +134,9 @@ def _age(config: Any, item: dict[str, Any], now: float) -> float:
 
 
 def _interval(config: Any, item: dict[str, Any], now: float) -> float:
-    """Poll young activities soon and long-running ones less often."""
-    return min(config.max_poll_interval_seconds, max(config.first_poll_delay_seconds, _age(config, item, now) / 4))
+    """Poll activities of the last minute on every run, long-running ones less often (at most every 60 s)."""
+    backoff = (_age(config, item, now) - YOUNG_ACTIVITY_SECONDS) / 4
+    return min(config.max_poll_interval_seconds, max(config.first_poll_delay_seconds, backoff))
 
 
 def _settle(services: Any, final: list[dict[str, Any]], budget: TimeBudget) -> int:

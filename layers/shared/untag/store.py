@@ -73,6 +73,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _moment(epoch: float) -> float:
+    """A point in time on the work list: epoch seconds to the millisecond (whole seconds would hold work back)."""
+    return round(epoch, 3)
+
+
 def _condition_failed(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
@@ -174,9 +179,9 @@ class ActivityStore:
                 **activity_key(activity.activity_id),
                 **{key: value for key, value in activity.as_event().items() if value is not None},
                 "request_ids": sorted({request_id for request_id, _, _ in carried}),
-                "deadline_at": int(deadline_at),
+                "deadline_at": _moment(deadline_at),
                 "due": DUE_ACTIVITY,
-                "due_at": int(first_poll_at),
+                "due_at": _moment(first_poll_at),
             }),
         )
         for request_id, index, last in carried:
@@ -221,7 +226,7 @@ class ActivityStore:
                 ExpressionAttributeNames={"#status": "status", "#due": "due"},
                 ExpressionAttributeValues=_dump({
                     ":finished": "finished", ":pending": "pending", ":finished_at": event["finished_at"],
-                    ":event": json.dumps(event), ":publish": DUE_PUBLISH, ":now": int(now),
+                    ":event": json.dumps(event), ":publish": DUE_PUBLISH, ":now": _moment(now),
                     ":expires": self._expires_at(),
                 }),
                 ReturnValues="ALL_NEW",
@@ -236,7 +241,7 @@ class ActivityStore:
         """Store a rejection; the item to publish, or None if an earlier delivery already published it."""
         item = {
             "pk": f"REQUEST#{request_id}", "sk": f"REJECTED#{key}", "request_id": request_id, "status": "rejected",
-            "event": json.dumps(event), "due": DUE_PUBLISH, "due_at": int(self._clock()), "expires_at": self._expires_at(),
+            "event": json.dumps(event), "due": DUE_PUBLISH, "due_at": _moment(self._clock()), "expires_at": self._expires_at(),
         }
         try:
             self._db.put_item(TableName=self._table, Item=_dump(item), ConditionExpression="attribute_not_exists(pk)",
@@ -264,7 +269,7 @@ class ActivityStore:
         values: dict[str, Any] = {":partition": partition}
         if until is not None:
             condition += " AND due_at <= :until"
-            values[":until"] = int(until)
+            values[":until"] = _moment(until)
         arguments = {
             "TableName": self._table, "IndexName": DUE_INDEX, "KeyConditionExpression": condition,
             "ExpressionAttributeNames": {"#due": "due"}, "ExpressionAttributeValues": _dump(values),
@@ -291,7 +296,7 @@ class ActivityStore:
         assignments = [f"#{key} = :{key}" for key in fields]
         if next_poll_at is not None:
             assignments.append("due_at = :due_at")
-            values[":due_at"] = int(next_poll_at)
+            values[":due_at"] = _moment(next_poll_at)
         values[":previous"] = previous_state
         try:
             self._db.update_item(
@@ -312,7 +317,7 @@ class ActivityStore:
         self._db.update_item(
             TableName=self._table, Key=_dump(activity_key(activity_id)),
             UpdateExpression="SET due_at = :due_at", ConditionExpression="attribute_exists(#due)",
-            ExpressionAttributeNames={"#due": "due"}, ExpressionAttributeValues=_dump({":due_at": int(next_poll_at)}),
+            ExpressionAttributeNames={"#due": "due"}, ExpressionAttributeValues=_dump({":due_at": _moment(next_poll_at)}),
         )
 
     def settle_activity(self, activity_id: str) -> None:
