@@ -12,16 +12,16 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from untag.activity import ActivityStatus
+from untag.activity import TERMINAL_STATES, ActivityStatus
 from untag.observability import MetricUnit, count, logger, metrics
 from untag.result_event import finished_event, utc_timestamp
 
 
+PUBLISH_CHUNK = 100
+
+
 def activity_ids_of(request: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys((request.get("activities") or {}).values()))
-
-
-PUBLISH_CHUNK = 100
 
 
 def finish_if_done(services: Any, requests: Iterable[dict[str, Any]],
@@ -36,7 +36,7 @@ def finish_if_done(services: Any, requests: Iterable[dict[str, Any]],
     missing = {aid for request in pending for aid in activity_ids_of(request)} - known.keys()
     if missing:
         known.update(store.get_activities(missing))
-    events: list[dict[str, Any]] = []  # finished items, their events to publish
+    finished_items: list[dict[str, Any]] = []  # each holds the stored event to publish
     waiting: set[str] = set()
     deferred: set[str] = set()
     finished: Counter[str] = Counter()
@@ -45,12 +45,11 @@ def finish_if_done(services: Any, requests: Iterable[dict[str, Any]],
         if budget is not None and budget.exhausted():
             deferred.update(request["request_id"] for request in pending[position:])
             break
-        if len(events) >= PUBLISH_CHUNK:
-            publish(services, events)
-            events = []
+        if len(finished_items) >= PUBLISH_CHUNK:
+            publish(services, finished_items)
+            finished_items = []
         records = [known.get(aid) for aid in activity_ids_of(request)]
-        if any(record is None or record.get("state") not in ("completed", "failed", "cancelled", "timed_out")
-               for record in records):
+        if any(record is None or record.get("state") not in TERMINAL_STATES for record in records):
             waiting.add(request["request_id"])
             continue
         event = finished_event(
@@ -66,11 +65,11 @@ def finish_if_done(services: Any, requests: Iterable[dict[str, Any]],
         )
         finished_item = store.finish_request(request["request_id"], event)
         if finished_item is not None:
-            events.append(finished_item)
+            finished_items.append(finished_item)
             finished[f"Requests{event['state'].title().replace('_', '')}"] += 1
             _record_duration(request["received_at"], now)
             logger.info("request finished", extra={"request_id": event["request_id"], "state": event["state"]})
-    publish(services, events)
+    publish(services, finished_items)
     for name, value in finished.items():
         count(name, value)
     return waiting, deferred
