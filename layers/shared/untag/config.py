@@ -29,7 +29,7 @@ class Config:
     max_poll_interval_seconds: float = 60.0
     time_reserve_seconds: float = 10.0  # stop starting API calls when less Lambda time is left
     connect_timeout_seconds: float = 3.05
-    read_timeout_seconds: float = 20.0
+    read_timeout_seconds: float = 6.0  # connect + read fit in the intake's 10 s time reserve
 
 
 ENVIRONMENT = {

@@ -74,7 +74,7 @@ class ConstantContactClient:
         tokens: TokenSource,
         *,
         rate_limiter: RateLimiter | None = None,
-        timeouts: tuple[float, float] = (3.05, 20.0),
+        timeouts: tuple[float, float] = (3.05, 6.0),
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
