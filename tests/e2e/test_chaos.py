@@ -113,7 +113,8 @@ def test_no_request_is_lost_or_done_twice_whatever_fails(stack, chaos_simulator,
             sim.expire_access_tokens()  # the access token dies mid-run; refresh tokens rotate
         if cycles % 11 == 0:
             sim.fail_next("GET", "/v3/activities", 0, drop=True)
-        # two pollers at once
+        # two pollers at once (in-process moto is not thread-safe: now and then one of them dies inside moto,
+        # which is one more fault the invariants must survive: a poller run that crashes half-way)
         pollers = [threading.Thread(target=pipeline.poll_once) for _ in range(2)]
         for poller in pollers:
             poller.start()
