@@ -121,7 +121,9 @@ def fit_in_one_message(event: dict[str, Any]) -> dict[str, Any]:
     shown = LIST_SHOWN
     while event_bytes(event) > EVENT_MAX_BYTES and shown > 0:  # only with pathological per-entry sizes
         shown //= 2
-        for name in ("activities", "errors"):
+        for name in ("activities", "errors", "tag_ids"):
+            if not isinstance(event.get(name), list):
+                continue
             count = truncated.get(name, {}).get("count", len(event[name]))
             if len(event[name]) > shown:
                 truncated[name] = {"count": count, "shown": shown}

@@ -246,7 +246,8 @@ class ActivityStore:
                 TableName=self._table,
                 Key=_dump(request_key(request_id)),
                 UpdateExpression="SET #status = :finished, finished_at = :finished_at, event = :event, "
-                "#due = :publish, due_at = :now, expires_at = :expires REMOVE lease_until",
+                "#due = :publish, due_at = :now, expires_at = :expires REMOVE lease_until, creation_errors",
+                # (the creation errors are in the event now: the record with its event stays one item)
                 ConditionExpression="#status = :pending",
                 ExpressionAttributeNames={"#status": "status", "#due": "due"},
                 ExpressionAttributeValues=_dump({
