@@ -183,6 +183,7 @@ class ConstantContactSimulator:
         self.client_secret = client_secret
         self.token_rate_limit_per_second: float | None = 1.0  # set None to disable in tests
         self.slow_response_seconds = 2.0  # duration of the random "slow" fault
+        self.refused_contacts: set[str] = set()  # a create whose source holds one of these answers 400
         # observations
         self.calls: list[Call] = []
         self.malformed: list[str] = []
@@ -422,6 +423,9 @@ class ConstantContactSimulator:
                 problems += validate_tagging_body(body)
         if problems:
             return self._bad_request("POST", TAGGINGS_REMOVE, problems)
+        refused = sorted(self.refused_contacts & set(body["source"].get("contact_ids") or ()))
+        if refused:  # a well-formed body Constant Contact refuses (e.g. a contact that cannot be tagged)
+            return 400, _errors("contacts.api.validation.error", f"contact {refused[0]} cannot be updated")
         with self._lock:
             rec = self._new_record(str(uuid.uuid4()), "tagging", body, time.time())
             rec["total"] = _item_count(body)
