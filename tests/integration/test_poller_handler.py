@@ -154,7 +154,7 @@ def test_an_activity_missing_from_the_collection_is_checked_by_id_and_ends_timed
         "r-1": "completed", "r-2": "timed_out", "r-3": "completed"}
 
 
-def test_an_activity_past_the_service_deadline_ends_timed_out_without_asking_constant_contact(
+def test_an_activity_past_the_service_deadline_ends_timed_out_once_a_fresh_read_says_it_is_unfinished(
         invoke, sqs_event, simulator, table, monkeypatch):
     # Given a service deadline of 0.36 s and an activity created under it
     monkeypatch.setenv("ACTIVITY_DEADLINE_HOURS", "0.0001")
@@ -167,13 +167,47 @@ def test_an_activity_past_the_service_deadline_ends_timed_out_without_asking_con
     # When the poller runs
     invoke.poller()
 
-    # Then it ends the activity as timed_out without a single read
-    assert simulator.calls == []
+    # Then it reads the activity once more, and ends it as timed_out because it is still unfinished
+    assert len(simulator.calls) == 1
     [event] = invoke.results()
     assert event["request_id"] == "r-late" and event["state"] == "timed_out"
     [activity] = event["activities"]
     assert activity["state"] == "timed_out"
     assert any("deadline" in error for error in activity["errors"]), activity
+
+
+def test_an_activity_that_completed_by_the_deadline_is_completed_not_timed_out(
+        invoke, sqs_event, simulator, table, monkeypatch):
+    # Given an activity read once (processing), whose deadline then passes while Constant Contact finishes it
+    monkeypatch.setenv("ACTIVITY_DEADLINE_HOURS", "0.0001")
+    invoke.intake(sqs_event(list_request("r-done", "t-1")))
+    [activity_id] = simulator.activities
+    invoke.poller()
+    time.sleep(max(0.0, table.activity(activity_id)["deadline_at"] - time.time()))
+
+    # When the poller runs after the deadline
+    invoke.poller()
+
+    # Then the fresh read's completed state wins
+    [event] = invoke.results()
+    assert event["request_id"] == "r-done" and event["state"] == "completed"
+
+
+def test_no_activity_is_ended_by_the_deadline_while_it_cannot_be_read(
+        invoke, sqs_event, simulator, table, monkeypatch):
+    # Given an activity past the deadline and Constant Contact failing every read
+    monkeypatch.setenv("ACTIVITY_DEADLINE_HOURS", "0.0001")
+    invoke.intake(sqs_event(list_request("r-blind", "t-1")))
+    [activity_id] = simulator.activities
+    time.sleep(max(0.0, table.activity(activity_id)["deadline_at"] - time.time()))
+    simulator.fail_next("GET", "/v3/activities", 503, count=10)
+
+    # When the poller runs
+    invoke.poller()
+
+    # Then nothing is ended on the deadline alone
+    assert invoke.results() == []
+    assert table.activity(activity_id)["state"] in ("initialized", "processing")
 
 
 def test_a_failed_read_is_retried_by_the_next_run(three_pending, invoke, simulator):

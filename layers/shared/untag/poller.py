@@ -61,8 +61,9 @@ def poll(services: Any, budget: TimeBudget) -> PollReport:
         oldest = max(_age(services.config, item, now) for item in active)
         metrics.add_metric(name="OldestPendingActivityAgeSeconds", unit=MetricUnit.Seconds, value=oldest)
 
+    # An activity past the deadline is read once more: only a fresh "still unfinished" ends it.
     deadline_passed = {item["activity_id"] for item in active if item.get("deadline_at", math.inf) <= now}
-    due = [item for item in active if item["due_at"] <= now and item["activity_id"] not in deadline_passed]
+    due = [item for item in active if item["due_at"] <= now or item["activity_id"] in deadline_passed]
     due_ids = {item["activity_id"] for item in due}
     seen = _read_statuses(services, due, active, budget, report)
 
@@ -70,10 +71,11 @@ def poll(services: Any, budget: TimeBudget) -> PollReport:
     hours = services.config.activity_deadline_hours
     for item in active:
         previous = ActivityStatus.from_record(item)
-        if item["activity_id"] in deadline_passed:
-            status = previous.ended("timed_out", f"not finished within the service's deadline of {hours:g} hours", at)
+        fresh = seen.get(item["activity_id"])
+        if item["activity_id"] in deadline_passed and isinstance(fresh, ActivityStatus) and not fresh.terminal:
+            status = fresh.ended("timed_out", f"not finished within the service's deadline of {hours:g} hours", at)
             count("ActivitiesTimedOutByService")
-        elif seen.get(item["activity_id"]) is _UNKNOWN:
+        elif fresh is _UNKNOWN:
             status = previous.ended("timed_out", "Constant Contact no longer knows this activity", at)
             count("ActivitiesTimedOutByService")
         elif item["activity_id"] in seen:
