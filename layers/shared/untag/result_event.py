@@ -29,6 +29,14 @@ def utc_timestamp(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_utc(timestamp: Any) -> float | None:
+    """Epoch seconds of a ``utc_timestamp`` (None if it is not one)."""
+    try:
+        return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
 def event_id(request_id: str, state: str, discriminator: str = "") -> str:
     return str(uuid.uuid5(_EVENT_NAMESPACE, f"{request_id}\n{state}\n{discriminator}"))
 
