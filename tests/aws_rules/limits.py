@@ -99,7 +99,8 @@ DYNAMODB_MAX_BATCH_GET_KEYS = 100
 
 # Secrets Manager: SecretString "Length Constraints: Minimum length of 1. Maximum length of 65536."
 # (SecretBinary the same), https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_PutSecretValue.html;
-# quota "Secret value size: 65,536 bytes", https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_limits.html
+# quota "Secret value size: 65,536 bytes",
+# https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_limits.html
 SECRET_MAX_BYTES = 65_536
 
 
@@ -142,7 +143,8 @@ def _number_size(text: str) -> int:
 
 
 def attribute_value_size(value: dict[str, Any], *, binary_as_base64: bool = False) -> int:
-    """One AttributeValue, sized per https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html
+    """One AttributeValue, sized as
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html says.
 
     Strings: UTF-8 bytes. Numbers: see ``_number_size``. Binary: raw bytes. Null, Boolean: 1 byte.
     List, Map: 3 bytes + 1 byte per element + the elements (a map's keys counted as names).
@@ -242,7 +244,8 @@ def _sns_publish_batch(call: Call) -> Refusal | None:
     total = sum(message_size(entry.get("Message"), entry.get("MessageAttributes")) for entry in entries)
     if total > SNS_MAX_MESSAGE_BYTES:  # each entry is within the total: the total is the binding limit
         # The description of BatchRequestTooLongException in the SNS API model.
-        return Refusal("BatchRequestTooLong", "The length of all the batch messages put together is more than the limit.")
+        return Refusal("BatchRequestTooLong",
+                       "The length of all the batch messages put together is more than the limit.")
     return None
 
 
@@ -265,8 +268,8 @@ def queue_maximum_message_size(queue_url: str, region: str) -> int:
 
 def _too_many_entries(entries: list[Any]) -> Refusal | None:
     if len(entries) > SQS_MAX_BATCH_ENTRIES:
-        return _sqs_error("TooManyEntriesInBatchRequest",
-                          f"Maximum number of entries per request are {SQS_MAX_BATCH_ENTRIES}. You have sent {len(entries)}.")
+        return _sqs_error("TooManyEntriesInBatchRequest", f"Maximum number of entries per request are "
+                                                          f"{SQS_MAX_BATCH_ENTRIES}. You have sent {len(entries)}.")
     return None
 
 
@@ -623,7 +626,8 @@ install()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "aws_limits_off: run the test without the AWS limits of tests/aws_rules/limits.py")
+    config.addinivalue_line("markers",
+                            "aws_limits_off: run the test without the AWS limits of tests/aws_rules/limits.py")
 
 
 @pytest.fixture(autouse=True)

@@ -226,7 +226,8 @@ def test_sqs_visibility_timeout_is_at_most_12_hours(sqs, queue):  # moto's own c
 def dynamodb(aws):
     client = boto3.client("dynamodb")
     client.create_table(TableName="limits", BillingMode="PAY_PER_REQUEST",
-                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                                   {"AttributeName": "sk", "KeyType": "RANGE"}],
                         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
                                               {"AttributeName": "sk", "AttributeType": "S"}])
     return client
@@ -371,7 +372,8 @@ def test_the_limits_hold_for_clients_of_a_moto_server(moto_server):
                           AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
     dynamodb.put_item(TableName="limits-server", Item={"pk": {"S": "k"}, "v": {"S": "x" * 409_000}})
     refused(lambda: dynamodb.update_item(TableName="limits-server", Key={"pk": {"S": "k"}},
-                                         UpdateExpression="SET w = :w", ExpressionAttributeValues={":w": {"S": "y" * 1000}}),
+                                         UpdateExpression="SET w = :w",
+                                         ExpressionAttributeValues={":w": {"S": "y" * 1000}}),
             "ValidationException", message="Item size to update has exceeded the maximum allowed size")
     assert "w" not in dynamodb.get_item(TableName="limits-server", Key={"pk": {"S": "k"}})["Item"]
     dynamodb.delete_table(TableName="limits-server")
