@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+pytest_plugins = ["tests.aws_rules.limits"]
+
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ConstantContactUntag")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
