@@ -109,3 +109,26 @@ def test_one_refused_contact_among_merged_requests_fails_only_its_own_request(in
     created = [a["body"]["source"]["contact_ids"] for a in simulator.activities.values()]
     assert sorted(c for contacts in created for c in contacts) == sorted(f"c-{n}" for n in range(7))
     assert simulator.count("POST", REMOVE_TAGS, 400) <= 1 + 2 * 3  # a bisection: a few refusals, not one per request
+
+
+def test_a_large_request_is_recorded_refused_and_reported_within_aws_limits(invoke, sqs_event, simulator, table):
+    # Given a 100 KB request of 40 activities (20 chunks of 500 contacts x 2 of tags), all refused by Constant Contact
+    contacts = [f"c{n:06d}" for n in range(10_000)]
+    body = json.dumps({"request_id": "r-large", "source": {"contact_ids": contacts},
+                       "tag_ids": [f"t{n:05d}" for n in range(51)], "metadata": {"pad": "m" * 4000}})
+    assert len(body.encode()) > 100_000
+    simulator.refused_contacts.update(contacts[::500])
+
+    # When the intake handles it (under AWS's item, message and batch limits: tests/aws_rules)
+    response = invoke.intake(sqs_event(body))
+    for _ in range(3):
+        invoke.poller()
+
+    # Then every chunk's refusal is recorded, the request fails once, and its record drops its plan
+    assert failed_ids(response) == []
+    assert simulator.count("POST", REMOVE_TAGS, 400) == 40
+    [result] = invoke.results()
+    assert result["state"] == "failed" and len(result["errors"]) == 40
+    assert "cannot be updated" in result["errors"][0]
+    record = table.request("r-large")
+    assert record["status"] == "finished" and "source_ids" not in record
