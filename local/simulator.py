@@ -184,6 +184,7 @@ class ConstantContactSimulator:
         self.token_rate_limit_per_second: float | None = 1.0  # set None to disable in tests
         self.slow_response_seconds = 2.0  # duration of the random "slow" fault
         self.refused_contacts: set[str] = set()  # a create whose source holds one of these answers 400
+        self.token_gate: threading.Event | None = None  # set: the token endpoint answers only once it is open
         # observations
         self.calls: list[Call] = []
         self.malformed: list[str] = []
@@ -479,6 +480,9 @@ class ConstantContactSimulator:
         return 200, body
 
     def _token(self, headers: Any, raw: bytes) -> Response:
+        gate = self.token_gate
+        if gate is not None:  # a slow token endpoint: the refresh is in flight until the test opens the gate
+            gate.wait(30)
         with self._lock:
             if self.token_rate_limit_per_second and not _admit(self._token_window, self.token_rate_limit_per_second):
                 return 429, {"error": "too_many_requests", "error_description": "Too many token requests"}

@@ -43,6 +43,7 @@ class PollReport:
 
 
 def poll(services: Any, budget: TimeBudget) -> PollReport:
+    services.begin(budget)
     store = services.store
     report = PollReport()
     now = services.clock()
