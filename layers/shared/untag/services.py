@@ -63,7 +63,7 @@ class Services:
         import requests
 
         from untag.constant_contact import ConstantContactClient
-        from untag.store import SharedRateLimiter
+        from untag.rate import SharedRateLimiter
 
         session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=4, max_retries=0)

@@ -454,29 +454,3 @@ class ActivityStore:
                     break
                 time.sleep(min(0.05 * 2**attempt, 1.0))
         return items
-
-
-class SharedRateLimiter:
-    """At most ``per_second`` Constant Contact calls per second across every instance of both functions.
-
-    Time is cut into slots of ``1 / per_second`` seconds; a call takes the next free slot with a
-    conditional put (one DynamoDB write per call) and waits for the slot's start, so calls
-    are at least one slot apart whichever instance makes them.
-    """
-
-    def __init__(self, store: ActivityStore, per_second: float, *, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep):
-        self._store = store
-        self._slot_seconds = 1.0 / per_second
-        self._clock = clock
-        self._sleep = sleep
-        self._next_slot = 0
-
-    def acquire(self) -> None:
-        slot = max(self._next_slot, math.ceil(self._clock() / self._slot_seconds))
-        while not self._store.reserve_slot(slot):
-            slot += 1
-        self._next_slot = slot + 1
-        wait = slot * self._slot_seconds - self._clock()
-        if wait > 0:
-            self._sleep(wait)
