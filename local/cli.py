@@ -2,7 +2,8 @@
 
     untag --stack cc-untag-dev submit --contacts c1,c2 --remove-tags t1   # prints the request_id
     untag --stack cc-untag-dev status REQUEST_ID [--wait]                # request, activities, % done, result
-    untag --stack cc-untag-dev pending                                   # the poller's work list
+    untag --stack cc-untag-dev pending                                   # the work lists: creation, polling
+    untag --stack cc-untag-dev ambiguous                                 # creates that got no clear answer
     untag --stack cc-untag-dev dlq list | dlq redrive [--max N]
     untag --stack cc-untag-dev results --follow [--state failed]         # tail result events
 
@@ -389,9 +390,12 @@ def cmd_pending(args: argparse.Namespace) -> int:
     store = target.store()
     activities = store.due_activities(limit=args.limit)
     unpublished = store.due_publications(limit=args.limit)
+    waiting = store.due_creations(until=None, limit=args.limit)
     now = time.time()
     if args.json:
         print(json.dumps({
+            "waiting_requests": [{key: item.get(key) for key in ("request_id", "received_at", "planned", "due_at")}
+                                 | {"created": len(item.get("activities") or {})} for item in waiting],
             "activities": [{key: item.get(key) for key in ("activity_id", "state", "percent_done", "items_total_count",
                                                             "items_completed_count", "due_at", "deadline_at",
                                                             "request_ids")} for item in activities],
@@ -400,9 +404,13 @@ def cmd_pending(args: argparse.Namespace) -> int:
                 for item in unpublished],
         }, indent=2))
         return EXIT_OK
-    if not activities and not unpublished:
+    if not activities and not unpublished and not waiting:
         print("nothing pending: the poller's work list is empty")
         return EXIT_OK
+    if waiting:
+        print(f"{len(waiting)} request(s) recorded, waiting for their activities to be created: "
+              + ", ".join(f"{item.get('request_id')} ({len(item.get('activities') or {})} of {item.get('planned')})"
+                          for item in waiting))
     if activities:
         print(f"{len(activities)} activit{'y' if len(activities) == 1 else 'ies'} on the poller's work list")
         print(f"{'ACTIVITY':<38} {'STATE':<11} {'DONE':>4}  {'NEXT LOOK':<14} {'DEADLINE':<16} REQUESTS")
@@ -416,6 +424,25 @@ def cmd_pending(args: argparse.Namespace) -> int:
     if unpublished:
         print(f"{len(unpublished)} result event(s) stored, waiting to be published (the next poller run retries): "
               + ", ".join(str(item.get("request_id")) for item in unpublished))
+    return EXIT_OK
+
+
+def cmd_ambiguous(args: argparse.Namespace) -> int:
+    """Creates that got no clear answer: each may have left an activity in Constant Contact nobody follows."""
+    items = resolve_target(args).store().ambiguous_creates(limit=args.limit)
+    if args.json:
+        print(json.dumps([{key: item.get(key) for key in ("request_id", "chunk", "at", "error")} for item in items],
+                         indent=2))
+        return EXIT_OK
+    if not items:
+        print("no ambiguous creates")
+        return EXIT_OK
+    print(f"{len(items)} create(s) got no clear answer (timeout, dropped connection or 5xx): Constant Contact may "
+          "have created an activity that is not followed; check its activity list around that time")
+    print(f"{'AT (UTC)':<20} {'REQUEST':<40} {'CHUNK':>5}  ERROR")
+    for item in items:
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(item.get("at") or 0)))
+        print(f"{at:<20} {str(item.get('request_id')):<40} {int(item.get('chunk', 0)) + 1:>5}  {item.get('error')}")
     return EXIT_OK
 
 
@@ -622,6 +649,13 @@ def build_parser() -> argparse.ArgumentParser:
     pending.add_argument("--limit", type=int, default=1000, help="at most this many items (1000)")
     pending.add_argument("--json", action="store_true", help="print JSON")
     pending.set_defaults(handler=cmd_pending)
+
+    ambiguous = commands.add_parser("ambiguous", parents=[common],
+                                    help="creates that got no clear answer (an activity may exist, unfollowed)",
+                                    description=cmd_ambiguous.__doc__)
+    ambiguous.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
+    ambiguous.add_argument("--json", action="store_true", help="print JSON")
+    ambiguous.set_defaults(handler=cmd_ambiguous)
 
     dead = commands.add_parser("dlq", parents=[common], help="the intake dead-letter queue: list or redrive",
                                description="List the intake's dead-letter queue (messages stay there), or move its "

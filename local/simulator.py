@@ -69,6 +69,7 @@ class _Fault:
     count: int
     delay: float
     drop: bool
+    carried_out: bool = False  # the request is carried out first; only its answer is lost or replaced
 
 
 def _iso(ts: float) -> str:
@@ -257,9 +258,11 @@ class ConstantContactSimulator:
             self._access_tokens.clear()
 
     def fail_next(self, method: str, path_prefix: str, status: int, body: Any = None, count: int = 1,
-                  delay: float = 0.0, drop: bool = False) -> None:
+                  delay: float = 0.0, drop: bool = False, carried_out: bool = False) -> None:
+        """Answer the next ``count`` matching requests with a fault; with ``carried_out`` the request is done
+        first (an activity created) and only the answer is the fault (a 5xx, a drop, a late answer)."""
         with self._lock:
-            self._faults.append(_Fault(method.upper(), path_prefix, status, body, count, delay, drop))
+            self._faults.append(_Fault(method.upper(), path_prefix, status, body, count, delay, drop, carried_out))
 
     def set_outcome(self, tag_id: str, state: str) -> None:
         if state not in TERMINAL_STATES:
@@ -336,6 +339,8 @@ class ConstantContactSimulator:
             self._stopping.wait(self.latency)
         fault = self._take_fault(method, url.path)
         if fault is not None:
+            if fault.carried_out:
+                self._route(method, url.path, query, headers, raw)
             self._stopping.wait(fault.delay)
             result = None if fault.drop else (fault.status, fault.body if fault.body is not None
                                               else _default_fault_body(url.path, fault.status))

@@ -36,7 +36,15 @@ class PermanentApiError(ApiError):
 
 
 class TransientApiError(ApiError):
-    """Try again later (5xx, timeouts, dropped connections, throttling that outlasted the back-off)."""
+    """Try again later (5xx, timeouts, dropped connections, throttling that outlasted the back-off).
+
+    ``maybe_done``: the request reached Constant Contact and may have been carried out (a read
+    timeout, a dropped answer, a 5xx): for a create, an activity may exist that nobody follows.
+    """
+
+    def __init__(self, message: str, *, status: int = 0, key: str = "", maybe_done: bool = False):
+        super().__init__(message, status=status, key=key)
+        self.maybe_done = maybe_done
 
 
 class QuotaExceeded(ApiError):
@@ -159,12 +167,17 @@ class ConstantContactClient:
             headers["Content-Type"] = "application/json"
         try:
             response = self._session.request(method, url, headers=headers, timeout=self._timeouts, **kwargs)
+        except requests.ConnectTimeout:
+            count_call(endpoint, "timeout")
+            raise TransientApiError(f"Constant Contact {endpoint} could not be reached (connect timeout)") from None
         except requests.Timeout:
             count_call(endpoint, "timeout")
-            raise TransientApiError(f"Constant Contact {endpoint} timed out") from None
+            raise TransientApiError(f"Constant Contact {endpoint} timed out", maybe_done=True) from None
         except requests.RequestException as error:
             count_call(endpoint, "connection")
-            raise TransientApiError(f"Constant Contact {endpoint} connection failed: {type(error).__name__}") from None
+            sent = "NewConnectionError" not in repr(error)  # refused before the request was sent: nothing happened
+            raise TransientApiError(f"Constant Contact {endpoint} connection failed: {type(error).__name__}",
+                                    maybe_done=sent) from None
         count_call(endpoint, f"{response.status_code // 100}xx")
         return response
 
@@ -187,7 +200,7 @@ def _answer(response: requests.Response, endpoint: str) -> Any:
         raise AuthenticationError(text + " (after a token refresh)", status=status, key=key)
     if status in (400, 403, 404, 405, 409, 415, 422):
         raise PermanentApiError(text, status=status, key=key)
-    raise TransientApiError(text, status=status, key=key)
+    raise TransientApiError(text, status=status, key=key, maybe_done=status >= 500)
 
 
 def _error(response: requests.Response) -> tuple[str, str]:

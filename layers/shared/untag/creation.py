@@ -29,6 +29,7 @@ from untag.settlement import finish_if_done
 
 PAGE = 100  # requests read from the creation work list at a time
 ERROR_TEXT_MAX = 200  # a chunk's creation error kept in the request record (bounded: the record is one item)
+MAX_AMBIGUOUS_CREATES = 2  # a chunk whose creates twice got no clear answer is not tried a third time
 
 
 @dataclass
@@ -171,6 +172,8 @@ def _create(services: Any, budget: TimeBudget, records: list[dict[str, Any]], re
             except ApiError as error:
                 logger.warning("activity not created; its requests are tried again later", extra={
                     "request_ids": [request.request_id for request, _ in unit.carried], "error": str(error)})
+                if getattr(error, "maybe_done", False):
+                    _ambiguous(services, unit, missing, str(error), without_activities)
                 retry_later.update(request.request_id for request, _ in unit.carried)
                 continue
             count("ActivitiesCreated")
@@ -192,6 +195,24 @@ def _create(services: Any, budget: TimeBudget, records: list[dict[str, Any]], re
             store.let_go(request_id, due_at=now + services.config.create_retry_seconds if request_id in retry_later else now)
         if without_activities:
             finish_if_done(services, store.get_requests(without_activities).values())
+
+
+def _ambiguous(services: Any, unit: _Work, missing: dict[str, set[int]], error: str,
+               without_activities: list[str]) -> None:
+    """A create that may have happened (timeout, dropped answer, 5xx): Constant Contact has no idempotency
+    key, so a retry may make a second activity. Count it, list it, and never try a chunk a third time."""
+    store = services.store
+    for request, index in unit.carried:
+        count("AmbiguousCreates")
+        times = store.note_ambiguous_create(request.request_id, index, error)
+        if times >= MAX_AMBIGUOUS_CREATES:
+            last = _done(missing, request.request_id, index)
+            store.record_creation_error(
+                request.request_id, index,
+                f"activity {index + 1}: {times} creates got no clear answer ({error[:ERROR_TEXT_MAX]}); Constant "
+                "Contact may have created it, so it is not tried again (see `untag ambiguous`)", last=last)
+            if last:
+                without_activities.append(request.request_id)
 
 
 def _let_go(services: Any, records: list[dict[str, Any]], due_at: float) -> None:

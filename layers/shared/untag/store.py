@@ -35,6 +35,7 @@ DUE_INDEX = "due-index"
 DUE_ACTIVITY = "ACTIVITY"
 DUE_PUBLISH = "PUBLISH"
 DUE_CREATE = "CREATE"
+DUE_AMBIGUOUS = "AMBIGUOUS"
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -126,6 +127,7 @@ class ActivityStore:
             "planned": planned,
             "activities": {},
             "creation_errors": {},
+            "ambiguous_creates": {},
             "lease_until": _moment(lease_until),
             "due": DUE_CREATE,
             "due_at": _moment(max(now, lease_until)),
@@ -209,6 +211,31 @@ class ActivityStore:
         )
         for request_id, index, last in carried:
             self._record_chunk(request_id, index, "activities", activity.activity_id, last)
+
+    def note_ambiguous_create(self, request_id: str, index: int, error: str) -> int:
+        """A create of this chunk got no clear answer (it may exist, unfollowed): how many times that happened.
+
+        Also listed for operators (``untag ambiguous``) on the ``AMBIGUOUS`` work list."""
+        now = self._clock()
+        answer = self._db.update_item(
+            TableName=self._table, Key=_dump(request_key(request_id)),
+            UpdateExpression="SET ambiguous_creates.#index = if_not_exists(ambiguous_creates.#index, :zero) + :one",
+            ConditionExpression="#status = :creating",
+            ExpressionAttributeNames={"#index": str(index), "#status": "status"},
+            ExpressionAttributeValues=_dump({":zero": 0, ":one": 1, ":creating": "creating"}),
+            ReturnValues="UPDATED_NEW",
+        )
+        times = int(_load(answer["Attributes"])["ambiguous_creates"][str(index)])
+        self._db.put_item(TableName=self._table, Item=_dump({
+            "pk": f"REQUEST#{request_id}", "sk": f"AMBIGUOUS#{index}#{times}", "request_id": request_id,
+            "chunk": index, "error": error[:300], "at": _moment(now), "due": DUE_AMBIGUOUS, "due_at": _moment(now),
+            "expires_at": self._expires_at(),
+        }))
+        return times
+
+    def ambiguous_creates(self, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """Creates that got no clear answer, oldest first (each may have left an activity nobody follows)."""
+        return self._due(DUE_AMBIGUOUS, limit=limit)
 
     def record_creation_error(self, request_id: str, index: int, message: str, *, last: bool) -> None:
         self._record_chunk(request_id, index, "creation_errors", message, last)
