@@ -19,7 +19,6 @@ Every state transition is a conditional write.
 from __future__ import annotations
 
 import json
-import math
 import time
 from decimal import Decimal
 from typing import Any, Callable, Iterable
@@ -372,7 +371,7 @@ class ActivityStore:
             TableName=self._table, Key=_dump(activity_key(activity_id)),
             UpdateExpression="SET missing_since = if_not_exists(missing_since, :now), due_at = :due_at",
             ExpressionAttributeValues=_dump({":now": _moment(now), ":due_at": _moment(next_poll_at)}),
-            ReturnValues="UPDATED_NEW",
+            ReturnValues="ALL_NEW",  # (UPDATED_NEW may leave out an attribute if_not_exists kept)
         )
         return float(_load(answer["Attributes"])["missing_since"])
 
