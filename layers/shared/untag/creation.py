@@ -137,12 +137,17 @@ def _create(services: Any, budget: TimeBudget, records: list[dict[str, Any]], re
     missing = {record["request_id"]: missing_chunks(record) for record in records}
     without_activities: list[str] = []
     retry_later: set[str] = set()
+    held_until = {record["request_id"]: float(record.get("lease_until") or 0) for record in records}
+    call_seconds = services.config.connect_timeout_seconds + services.config.read_timeout_seconds
     work = deque(_plan_work(requests, missing))
     try:
         while work:
             unit = work.popleft()
             if budget.exhausted():
                 raise _Stop("the Lambda time budget is running out")
+            if min(held_until[request.request_id] for request, _ in unit.carried) < services.clock() + call_seconds:
+                # Another invocation may take these requests once the hold ends: never create past it.
+                raise _Stop("the hold on these requests is ending")
             try:
                 activity = services.constant_contact.create_tag_removal(unit.body)
             except PermanentApiError as error:
