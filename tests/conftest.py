@@ -14,6 +14,8 @@ for _name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
     os.environ[_name] = "testing"
 os.environ.pop("AWS_PROFILE", None)
 
+pytest_plugins = ["tests.aws_rules.iam"]  # AWS's rules moto does not enforce (docs/aws-rules.md)
+
 FAST = {
     # Tests run against a simulator without the real API's pacing needs.
     "CC_REQUESTS_PER_SECOND": "200",

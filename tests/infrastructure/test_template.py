@@ -192,7 +192,7 @@ def test_functions_are_granted_only_what_the_code_uses_on_this_stack_resources(t
         # Then the table is read and written on itself and its due-index only, never scanned
         (table,) = [s for s in statements if any(a.startswith("dynamodb:") for a in s["Action"])]
         assert set(table["Action"]) == {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
-                                        "dynamodb:UpdateItem", "dynamodb:Query"}
+                                        "dynamodb:BatchWriteItem", "dynamodb:UpdateItem", "dynamodb:Query"}
         assert table["Resource"] == [{"Fn::GetAtt": ["ActivityTable", "Arn"]},
                                      {"Fn::Sub": "${ActivityTable.Arn}/index/due-index"}]
         # And the topic permission is scoped to this stack's result topic
