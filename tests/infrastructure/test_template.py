@@ -138,6 +138,32 @@ def test_poller_runs_alone_on_a_schedule(template):
     assert parameter_default(template, "PollSchedule") == "rate(1 minute)"
 
 
+def schedule_period_seconds(expression: str) -> int:
+    """The period of an EventBridge Scheduler rate() expression."""
+    match = re.fullmatch(r"rate\((\d+) (minute|hour|day)s?\)", expression)
+    assert match, f"not a rate expression: {expression}"
+    return int(match.group(1)) * {"minute": 60, "hour": 3600, "day": 86400}[match.group(2)]
+
+
+def test_a_failed_or_late_poller_run_is_not_retried_the_next_tick_is(template):
+    # Given the poller's asynchronous invocation settings (EventBridge Scheduler invokes it asynchronously;
+    # Lambda's default would retry a failure twice and keep a throttled event up to 6 hours)
+    config = properties(template, "PollerFunction")["EventInvokeConfig"]
+    # Then Lambda does not retry a failed run
+    assert config["MaximumRetryAttempts"] == 0
+    # And drops a tick older than one schedule period (60 s is the least Lambda accepts)
+    period = schedule_period_seconds(parameter_default(template, "PollSchedule"))
+    assert 60 <= int(config["MaximumEventAgeInSeconds"]) <= period
+    # And SAM makes of it the function's EventInvokeConfig resource
+    from tests.aws_rules.iam import transformed_template
+
+    resources = transformed_template(template)["Resources"]
+    (invoke_config,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+    assert invoke_config["FunctionName"] == {"Ref": "PollerFunction"} and invoke_config["Qualifier"] == "$LATEST"
+    assert invoke_config["MaximumRetryAttempts"] == 0
+    assert invoke_config["MaximumEventAgeInSeconds"] == config["MaximumEventAgeInSeconds"]
+
+
 def test_poller_timeout_leaves_room_for_a_full_polling_round(template):
     # Given the poller's timeout and the schedule
     timeout = int(function_setting(template, "PollerFunction", "Timeout"))
