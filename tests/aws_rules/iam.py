@@ -21,9 +21,9 @@ every AWS call its code makes against that role, as AWS does, before the call re
   publisher keeps an event SNS refused for the next run): so a test during which any call was
   denied fails at teardown, unless the test took the denials with ``iam_calls.take_denied()``.
 
-Not modelled: conditions (a statement with a Condition never matches: the check errs on the
-side of denying), NotAction/NotResource (rejected), resource-based policies, permission
-boundaries and SCPs. Calls whose resource is not worked out below must be allowed on ``"*"``.
+Not modelled: conditions (erring on the side of denying: an Allow with a Condition grants nothing,
+a Deny with one always applies), NotAction/NotResource (rejected), resource-based policies,
+permission boundaries and SCPs. Calls whose resource is not worked out below must be allowed on ``"*"``.
 """
 
 from __future__ import annotations
@@ -165,8 +165,8 @@ class _Resolver:
         return self.stack.physical_ids.get(name, f"<not provisioned locally: !Ref {name}>")
 
     def get_att(self, resource: str, attribute: str) -> str:
-        return self.stack.attributes.get(resource, {}).get(attribute,
-                                                            f"<not provisioned locally: !GetAtt {resource}.{attribute}>")
+        missing = f"<not provisioned locally: !GetAtt {resource}.{attribute}>"
+        return self.stack.attributes.get(resource, {}).get(attribute, missing)
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
@@ -229,8 +229,8 @@ class Statement:
         return any(action_matches(pattern, action) for pattern in self.actions)
 
     def applies(self, action: str, resource: str) -> bool:
-        if self.conditional:
-            return False  # conditions are not evaluated: such a statement grants nothing here
+        if self.conditional and self.effect == "Allow":
+            return False  # conditions are not evaluated: erring on the side of denying, such an Allow grants nothing
         return self.allows_action(action) and any(
             _pattern(pattern, ignore_case=False).match(resource) for pattern in self.resources)
 
@@ -263,9 +263,18 @@ class RolePolicy:
 
 def role_policies(stack: Stack) -> dict[str, RolePolicy]:
     """Function logical id -> its role's policy, for this stack (cached while the stack lives)."""
-    cached = _POLICIES.get(id(stack))
-    if cached is not None and cached[0]() is stack:
-        return cached[1]
+    with _POLICIES_LOCK:  # functions may run in several threads (the chaos test's pollers)
+        cached = _POLICIES.get(id(stack))
+        if cached is not None and cached[0]() is stack:
+            return cached[1]
+        policies = _role_policies(stack)
+        for key in [key for key, (ref, _) in _POLICIES.items() if ref() is None]:
+            del _POLICIES[key]  # stacks of finished tests
+        _POLICIES[id(stack)] = (weakref.ref(stack), policies)
+        return policies
+
+
+def _role_policies(stack: Stack) -> dict[str, RolePolicy]:
     resolver = _Resolver(stack, stack.template)
     transformed = transformed_template(stack.template, resolver.region)
     policies: dict[str, RolePolicy] = {}
@@ -285,15 +294,14 @@ def role_policies(stack: Stack) -> dict[str, RolePolicy]:
                     f"{function}: managed policy {arn} is unknown to tests/aws_rules/iam.py; add what it allows")
             statements.append(Statement("Allow", tuple(AWS_MANAGED_POLICIES[match.group(1)]), ("*",), match.group(1)))
         # Lambda names the role session after the function; local.stack names that f"{prefix}-{LogicalId}".
-        role_arn = f"arn:aws:sts::{resolver.account_id}:assumed-role/{resolver.prefix}-{role_id}/{resolver.prefix}-{function}"
+        session = f"{resolver.prefix}-{role_id}/{resolver.prefix}-{function}"
+        role_arn = f"arn:aws:sts::{resolver.account_id}:assumed-role/{session}"
         policies[function] = RolePolicy(function, role_arn, statements)
-    for key in [key for key, (ref, _) in _POLICIES.items() if ref() is None]:
-        del _POLICIES[key]  # stacks of finished tests
-    _POLICIES[id(stack)] = (weakref.ref(stack), policies)
     return policies
 
 
 _POLICIES: dict[int, tuple[weakref.ref, dict[str, RolePolicy]]] = {}
+_POLICIES_LOCK = threading.Lock()
 
 
 # --------------------------------------------------------------------------- from an API call to what IAM checks
@@ -331,9 +339,8 @@ def call_resources(prefix: str, params: dict[str, Any], stack: Stack) -> list[st
         if secret.startswith("arn:"):
             return [secret]
         # A secret's ARN ends in its name, a hyphen and six random characters.
-        known = [arn for arn in stack.physical_ids.values()
-                 if isinstance(arn, str) and re.fullmatch(rf"arn:aws:secretsmanager:.*:secret:{re.escape(secret)}-\w{{6}}",
-                                                          arn)]
+        named = re.compile(rf"arn:aws:secretsmanager:.*:secret:{re.escape(secret)}-\w{{6}}")
+        known = [arn for arn in stack.physical_ids.values() if isinstance(arn, str) and named.fullmatch(arn)]
         return known[:1] or [f"arn:aws:secretsmanager:{region}:{account_id}:secret:{secret}"]
     return ["*"]
 

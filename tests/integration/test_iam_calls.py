@@ -171,7 +171,7 @@ def test_a_poller_role_without_batch_write_item_fails_the_run_that_publishes(
     # Given the poller deployed with a role that lacks dynamodb:BatchWriteItem (as template.yaml once did)
     template = copy.deepcopy(pipeline.stack.template)
     (table_statement, *_) = template["Resources"]["PollerFunction"]["Properties"]["Policies"][0]["Statement"]
-    table_statement["Action"].remove("dynamodb:BatchWriteItem")
+    table_statement["Action"] = [action for action in table_statement["Action"] if action != "dynamodb:BatchWriteItem"]
     from local.pipeline import load_handler
 
     monkeypatch.setattr(pipeline, "poller", load_handler(dataclasses.replace(pipeline.stack, template=template),
