@@ -273,6 +273,12 @@ class ConstantContactSimulator:
         with self._lock:
             self._quota_exhausted = True
 
+    def renew_quota(self) -> None:
+        """The next UTC day: the daily quota is whole again."""
+        with self._lock:
+            self._quota_exhausted = False
+            self._quota_used = 0
+
     def add_foreign_activities(self, n: int) -> None:
         """Other activity types (exports, imports, list adds) that share the account's activity list."""
         rng = self._foreign_rng

@@ -20,6 +20,8 @@ FAST = {
     # Tests run against a simulator without the real API's pacing needs.
     "CC_REQUESTS_PER_SECOND": "200",
     "FIRST_POLL_DELAY_SECONDS": "0",
+    # A request whose activity could not be created is tried again by the next driver at once.
+    "CREATE_RETRY_SECONDS": "0",
 }
 
 

@@ -11,6 +11,7 @@ from untag.services import current_services
 @lambda_entry
 def lambda_handler(event: dict, context) -> dict:
     services = current_services()
-    report = poll(services, TimeBudget(context, services.config.time_reserve_seconds))
+    config = services.config
+    report = poll(services, TimeBudget(context, config.time_reserve_seconds, run_seconds=config.poller_run_seconds))
     logger.info("poller run done", extra=asdict(report))
     return asdict(report)

@@ -109,9 +109,16 @@ def test_the_result_event_schema_names_every_field_the_service_sets():
                               finished_at="2026-11-26T10:01:00Z")
     rejected = rejected_event(Rejection("r-2", ("source: required",), "{}"), received_at="2026-11-26T10:00:00Z",
                               finished_at="2026-11-26T10:00:00Z")
-    assert set(finished) | set(rejected) == set(schema["properties"])
+    summarised = rejected_event(Rejection("r-3", ("bad",) * 150, "x" * 300_000), received_at="2026-11-26T10:00:00Z",
+                                finished_at="2026-11-26T10:00:00Z")
+    many = finished_event(request_id="r-4", tag_ids=["t-1"], source_type="contact_ids", metadata=None,
+                          activities=[activity] * 150, creation_errors=[], received_at="2026-11-26T10:00:00Z",
+                          finished_at="2026-11-26T10:01:00Z")
+    assert set(finished) | set(rejected) | set(summarised) == set(schema["properties"])
+    assert set(summarised["truncated"]) | set(many["truncated"]) == set(schema["properties"]["truncated"]["properties"])
     assert set(activity.as_event()) == set(schema["$defs"]["activity"]["properties"])
-    assert list(RESULT_EVENT.iter_errors(finished)) == [] and list(RESULT_EVENT.iter_errors(rejected)) == []
+    for event in (finished, rejected, summarised, many):
+        assert list(RESULT_EVENT.iter_errors(event)) == []
 
 
 @pytest.mark.parametrize("change, broken", [

@@ -413,14 +413,18 @@ def test_the_same_request_delivered_again_makes_one_activity_set_and_one_outcome
     # When it is delivered once more after it finished, and its request_id is reused for another body
     pipeline.submit([body, json.dumps({"request_id": "sent-twice", "source": {"list_ids": ["l-2"]},
                                        "tag_ids": ["t-2"]})])
-    settle(pipeline, 1)
+    assert pipeline.run_until_settled(1, timeout=30)
 
-    # Then Constant Contact was asked once, and every event published for it is the same one, one event_id
+    # Then Constant Contact was asked once, and every event published for it is the same one, one event_id;
+    # the other body under its id is rejected, saying so
     assert simulator.count("POST", REMOVE_TAGS) == 1
     assert created_bodies(simulator) == [{"source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"]}]
     published = [event for event in pipeline.results if event["request_id"] == "sent-twice"]
-    assert published and all(event == first for event in published)
+    outcomes = [event for event in published if event["state"] != "rejected"]
+    [reused] = {event["event_id"]: event for event in published if event["state"] == "rejected"}.values()
+    assert outcomes and all(event == first for event in outcomes)
     assert first["state"] == "completed" and first["tag_ids"] == ["t-1"]
+    assert "already used for a different request" in reused["errors"][0] and reused["tag_ids"] == ["t-2"]
 
 
 # --- outcomes other than completed --------------------------------------------------------------------

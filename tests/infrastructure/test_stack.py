@@ -139,12 +139,12 @@ def test_intake_environment_is_resolved_to_the_created_resources(stack):
     # Then every reference is resolved to what provision() created
     assert environment["ACTIVITY_TABLE_NAME"] == stack.table_name
     assert environment["RESULT_TOPIC_ARN"] == stack.topic_arn
-    assert environment["INTAKE_QUEUE_URL"] == stack.queue_url
     assert environment["CC_TOKEN_SECRET_ID"] == stack.secret_id
     # And parameters take their defaults, as strings like CloudFormation passes them
     assert environment["CC_API_BASE_URL"] == "https://api.cc.email/v3"
     assert environment["CC_TOKEN_URL"] == "https://authz.constantcontact.com/oauth2/default/v1/token"
     assert environment["CC_REQUESTS_PER_SECOND"] == "3"
+    assert environment["MAX_ACTIVITIES_PER_REQUEST"] == "100"
     assert environment["ACTIVITY_DEADLINE_HOURS"] == "24"
     assert environment["RETENTION_DAYS"] == "30"
     # And the Globals are merged in
@@ -158,7 +158,7 @@ def test_poller_environment_has_the_shared_configuration(stack):
     assert environment["ACTIVITY_TABLE_NAME"] == stack.table_name
     assert environment["RESULT_TOPIC_ARN"] == stack.topic_arn
     assert environment["CC_TOKEN_SECRET_ID"] == stack.secret_id
-    assert "INTAKE_QUEUE_URL" not in environment
+    assert environment["MAX_ACTIVITIES_PER_REQUEST"] == "100"  # the poller creates activities too
 
 
 def test_function_environment_of_an_unknown_function_is_an_error(stack):
@@ -213,6 +213,6 @@ def test_provision_works_against_a_moto_server_endpoint(aws_environment, monkeyp
         # Then the resources exist on that server
         assert queue_attributes(stack.queue_url)["VisibilityTimeout"] == "420"
         assert boto3.client("dynamodb", region_name=REGION).describe_table(TableName=stack.table_name)
-        assert stack.function_environment("IntakeFunction")["INTAKE_QUEUE_URL"] == stack.queue_url
+        assert stack.function_environment("IntakeFunction")["ACTIVITY_TABLE_NAME"] == stack.table_name
     finally:
         server.stop()

@@ -320,7 +320,7 @@ def test_environment_variables_point_at_this_stack_resources(template):
     assert variables["CC_TOKEN_SECRET_ID"] == {"Ref": "TokenSecret"}
     assert variables["ACTIVITY_TABLE_NAME"] == {"Ref": "ActivityTable"}
     assert variables["RESULT_TOPIC_ARN"] == {"Ref": "ResultTopic"}
-    assert variables["INTAKE_QUEUE_URL"] == {"Ref": "IntakeQueue"}
+    assert variables["MAX_ACTIVITIES_PER_REQUEST"] == {"Ref": "MaxActivitiesPerRequest"}
     assert variables["CC_REQUESTS_PER_SECOND"] == {"Ref": "CcRequestsPerSecond"}
     assert variables["POWERTOOLS_SERVICE_NAME"] == "untag"
     assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}

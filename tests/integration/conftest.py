@@ -39,7 +39,7 @@ def _sqs_record(body: str, message_id: str, queue_arn: str) -> dict[str, Any]:
         "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(sent_ms),
                        "SenderId": "AIDAIENQZJOLO23YVJ4VO", "ApproximateFirstReceiveTimestamp": str(sent_ms + 5)},
         "messageAttributes": {},
-        "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+        "md5OfBody": hashlib.md5(body.encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest(),
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
         "awsRegion": "us-east-1",

@@ -196,35 +196,35 @@ TRANSIENT_FAULTS = [
 
 
 @pytest.mark.parametrize("fault, environment, failed_attempts", TRANSIENT_FAULTS)
-def test_a_transient_failure_retries_only_its_record_and_the_retry_creates_no_duplicate(
+def test_a_transient_failure_leaves_the_request_recorded_for_the_next_driver_and_creates_no_duplicate(
         fault, environment, failed_attempts, invoke, sqs_event, simulator, table, monkeypatch):
     # Given three requests that each need an activity, and Constant Contact failing the first creation
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     event = sqs_event(list_request("r-1", "t-1"), list_request("r-2", "t-2"), list_request("r-3", "t-3"))
-    first = event["Records"][0]
     simulator.fail_next("POST", REMOVE_TAGS, **fault)
 
     # When the intake handles the batch
     response = invoke.intake(event)
 
-    # Then only the first record is left for another try; the other two have their activity
-    assert failed_ids(response) == [first["messageId"]]
+    # Then every message is done (each request is recorded); the other two have their activity
+    assert failed_ids(response) == []
     assert tags_of_created_activities(simulator) == [["t-2"], ["t-3"]]
     if failed_attempts is not None:
         assert simulator.count("POST", REMOVE_TAGS) - simulator.count("POST", REMOVE_TAGS, 201) == failed_attempts
-    assert table.request("r-1")["activities"] == {}
+    waiting = table.request("r-1")
+    assert waiting["activities"] == {} and waiting["status"] == "creating" and waiting["due"] == "CREATE"
 
-    # When SQS delivers that record again
-    retry = invoke.intake({"Records": [first]})
+    # When the poller's schedule fires
+    invoke.poller()
 
-    # Then it succeeds, and every request has exactly one activity: none was created twice
-    assert failed_ids(retry) == []
+    # Then it creates the missing activity, and every request has exactly one: none was created twice
     assert tags_of_created_activities(simulator) == [["t-1"], ["t-2"], ["t-3"]]
     assert simulator.count("POST", REMOVE_TAGS, 201) == 3
     for request_id in ("r-1", "r-2", "r-3"):
         item = table.request(request_id)
         assert item["status"] == "pending" and len(item["activities"]) == 1
+        assert "due" not in item and "source_ids" not in item  # off the creation list, its plan dropped
 
 
 # --- answers that are not worth a retry --------------------------------------------------------------
@@ -308,7 +308,7 @@ def test_an_expired_access_token_is_refreshed_once_and_the_new_tokens_are_stored
     assert answer.status_code == 200, answer.text
 
 
-def test_tokens_refused_even_after_a_refresh_leave_the_records_for_a_retry(invoke, sqs_event, simulator, table):
+def test_tokens_refused_even_after_a_refresh_keep_the_requests_for_the_next_driver(invoke, sqs_event, simulator, table):
     # Given Constant Contact refusing the token twice in a row (before and after the refresh)
     event = sqs_event(list_request("r-1", "t-1"), list_request("r-2", "t-2"))
     simulator.fail_next("POST", REMOVE_TAGS, 401, count=2)
@@ -316,23 +316,23 @@ def test_tokens_refused_even_after_a_refresh_leave_the_records_for_a_retry(invok
     # When the intake handles the batch
     response = invoke.intake(event)
 
-    # Then it refreshed once, stopped calling, and leaves every record for another try
-    assert failed_ids(response) == message_ids(event)
+    # Then it refreshed once and stopped calling; the requests are recorded, so no message is retried
+    assert failed_ids(response) == []
     assert simulator.token_refreshes == 1
     assert simulator.count("POST", REMOVE_TAGS) == 2 and simulator.activities == {}
+    assert {table.request(r)["status"] for r in ("r-1", "r-2")} == {"creating"}
 
-    # When SQS delivers them again and the tokens are accepted
-    retry = invoke.intake(event)
+    # When the poller runs and the tokens are accepted
+    invoke.poller()
 
     # Then each request gets its activity, once
-    assert failed_ids(retry) == []
     assert tags_of_created_activities(simulator) == [["t-1"], ["t-2"]]
 
 
 # --- the daily quota ---------------------------------------------------------------------------------
 
 
-def test_a_spent_daily_quota_defers_every_record_and_stops_both_functions_calling(
+def test_a_spent_daily_quota_keeps_every_request_recorded_and_stops_both_functions_calling(
         invoke, sqs_event, simulator, table):
     # Given an activity already running, then the day's quota spent
     invoke.intake(sqs_event(list_request("r-0", "t-0")))
@@ -343,24 +343,33 @@ def test_a_spent_daily_quota_defers_every_record_and_stops_both_functions_callin
     # When the intake handles a batch
     response = invoke.intake(batch)
 
-    # Then every valid record is left for later (the invalid one is rejected, not retried)
-    assert failed_ids(response) == message_ids(batch)[:2]
+    # Then every message is done: the valid requests are recorded, the invalid one is rejected
+    assert failed_ids(response) == []
     assert [result["state"] for result in invoke.results()] == ["rejected"]
     assert simulator.count("POST", REMOVE_TAGS, 429) == 1
+    assert {table.request(r)["status"] for r in ("r-1", "r-2")} == {"creating"}
     # And the block is stored until the quota resets at 00:00 UTC
     assert table.quota_blocked_until() in {next_utc_midnight(before), next_utc_midnight(time.time())}
     calls = len(simulator.calls)
 
-    # When the records come back with a new one, and the poller's schedule fires
+    # When a new request arrives, and the poller's schedule fires
     later = sqs_event(list_request("r-3", "t-3"))
-    retry = invoke.intake({"Records": batch["Records"][:2] + later["Records"]})
+    assert failed_ids(invoke.intake(later)) == []
     report = invoke.poller()
 
-    # Then the intake reports them all failed and the poller skips its run, without a single API call
-    assert failed_ids(retry) == message_ids(batch)[:2] + message_ids(later)
+    # Then the request is recorded and the poller skips its run, without a single API call
     assert report["skipped"] == "daily quota spent" and report["api_gets"] == 0
     assert len(simulator.calls) == calls
     assert tags_of_created_activities(simulator) == [["t-0"]]
+
+    # When the quota is renewed (the block has passed) and the poller runs again
+    simulator.renew_quota()
+    boto3.client("dynamodb").put_item(TableName=table.name, Item={
+        "pk": {"S": "CONTROL#quota"}, "sk": {"S": "CONTROL"}, "blocked_until": {"N": "0"}})
+    invoke.poller()
+
+    # Then every waiting request gets its activity, once
+    assert tags_of_created_activities(simulator) == [["t-0"], ["t-1"], ["t-2"], ["t-3"]]
 
 
 # --- the Lambda time budget --------------------------------------------------------------------------

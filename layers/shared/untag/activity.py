@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
+ERRORS_KEPT = 20  # Constant Contact's activity_errors kept per activity (it may list one per refused contact)
+ERROR_TEXT_MAX = 300
 ACTIVE_STATES = ("initialized", "processing")
 TERMINAL_STATES = ("completed", "failed", "cancelled", "timed_out")
 REQUEST_FAILURE_ORDER = ("failed", "timed_out", "cancelled")
@@ -47,7 +49,7 @@ class ActivityStatus:
             percent_done=_int(body.get("percent_done")) or 0,
             items_total_count=_int(status.get("items_total_count")),
             items_completed_count=_int(status.get("items_completed_count")),
-            errors=tuple(_error_text(error) for error in body.get("activity_errors") or ()),
+            errors=_errors(body.get("activity_errors")),
             created_at=body.get("created_at"),
             completed_at=body.get("completed_at"),
         )
@@ -80,10 +82,21 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def _errors(errors: Any) -> tuple[str, ...]:
+    """The first ``ERRORS_KEPT`` of Constant Contact's activity errors, and how many more there were."""
+    if not isinstance(errors, list):
+        return ()
+    kept = tuple(_error_text(error) for error in errors[:ERRORS_KEPT])
+    if len(errors) > ERRORS_KEPT:
+        kept += (f"... and {len(errors) - ERRORS_KEPT} more errors",)
+    return kept
+
+
 def _error_text(error: Any) -> str:
     if isinstance(error, dict):
-        return str(error.get("message") or error.get("error_message") or error)
-    return str(error)
+        error = error.get("message") or error.get("error_message") or error
+    text = str(error)
+    return text if len(text) <= ERROR_TEXT_MAX else text[: ERROR_TEXT_MAX - 3] + "..."
 
 
 def request_state(activity_states: Iterable[str]) -> str:

@@ -17,9 +17,12 @@ class TimeBudget:
     the start (test stand-ins; a real invocation never starts with 0 ms), has unlimited time.
     """
 
-    def __init__(self, context: Any, reserve_seconds: float):
+    def __init__(self, context: Any, reserve_seconds: float, *, run_seconds: float | None = None):
         self._context = context
+        self._cut = 0.0
         start = self.remaining()
+        if run_seconds is not None and run_seconds < start < float("inf"):
+            self._cut = start - run_seconds  # end the run early: at most ``run_seconds`` from now
         if start <= 0:
             self._context = None
             start = float("inf")
@@ -32,7 +35,9 @@ class TimeBudget:
             millis = self._context.get_remaining_time_in_millis()
         except Exception:  # noqa: BLE001 - no usable context: no limit
             return float("inf")
-        return millis / 1000 if isinstance(millis, (int, float)) and not isinstance(millis, bool) else float("inf")
+        if not isinstance(millis, (int, float)) or isinstance(millis, bool):
+            return float("inf")
+        return millis / 1000 - self._cut
 
     def exhausted(self) -> bool:
         return self.remaining() < self.reserve

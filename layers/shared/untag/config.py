@@ -21,8 +21,10 @@ class Config:
     topic_arn: str
     api_base_url: str = DEFAULT_API_BASE_URL
     token_url: str = DEFAULT_TOKEN_URL
-    intake_queue_url: str = ""
     requests_per_second: float = 3.0  # shared by every instance of both functions
+    max_activities_per_request: int = 100  # protects the daily quota (10,000 calls) from one request
+    create_retry_seconds: float = 30.0  # a request whose create failed transiently waits this long for its next try
+    poller_run_seconds: float = 50.0  # a poller run ends (creation included) before the next 1-minute tick
     activity_deadline_hours: float = 24.0
     retention_days: int = 30
     first_poll_delay_seconds: float = 0.0  # the schedule already spaces polls; raise to skip young activities
@@ -38,8 +40,10 @@ ENVIRONMENT = {
     "topic_arn": "RESULT_TOPIC_ARN",
     "api_base_url": "CC_API_BASE_URL",
     "token_url": "CC_TOKEN_URL",
-    "intake_queue_url": "INTAKE_QUEUE_URL",
     "requests_per_second": "CC_REQUESTS_PER_SECOND",
+    "max_activities_per_request": "MAX_ACTIVITIES_PER_REQUEST",
+    "create_retry_seconds": "CREATE_RETRY_SECONDS",
+    "poller_run_seconds": "POLLER_RUN_SECONDS",
     "activity_deadline_hours": "ACTIVITY_DEADLINE_HOURS",
     "retention_days": "RETENTION_DAYS",
     "first_poll_delay_seconds": "FIRST_POLL_DELAY_SECONDS",
@@ -73,4 +77,25 @@ def _parse(values: tuple[str | None, ...]) -> Config:
             raise ConfigurationError(f"{variable}={value!r} is not a valid {kind.__name__}") from None
     if missing:
         raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
-    return Config(**arguments)
+    config = Config(**arguments)
+    for name, (low, high) in RANGES.items():
+        value = getattr(config, name)
+        if not (low <= value <= high):  # also refuses nan
+            raise ConfigurationError(f"{ENVIRONMENT[name]}={value!r} is out of range [{low:g}, {high:g}]")
+    return config
+
+
+# Ranges checked at cold start (template.yaml's parameters keep deployed values inside them).
+RANGES = {
+    "requests_per_second": (0.01, 1000.0),  # the template allows 1-4; tests run simulators faster
+    "max_activities_per_request": (1, 500),  # 500: a request record with its plan and errors stays one item
+    "poller_run_seconds": (1.0, 900.0),
+    "create_retry_seconds": (0.0, 3600.0),
+    "activity_deadline_hours": (1e-6, 240.0),
+    "retention_days": (1, 3650),
+    "first_poll_delay_seconds": (0.0, 3600.0),
+    "max_poll_interval_seconds": (0.0, 3600.0),
+    "time_reserve_seconds": (0.0, 60.0),
+    "connect_timeout_seconds": (0.1, 60.0),
+    "read_timeout_seconds": (0.1, 60.0),
+}

@@ -1,4 +1,4 @@
-"""The poller: follow pending activities to their end and finish the requests they carry.
+"""The poller: follow pending activities to their end, finish the requests they carry, resume creation.
 
 One run: publish the result events still due; unless the daily quota is spent, read what
 Constant Contact says of the activities on the work list (the ``GET /activities``
@@ -6,6 +6,7 @@ collection, 500 a page, when several are due; ``GET /activities/{id}`` for the r
 store what changed, end activities past the deadline or unknown to Constant Contact as
 ``timed_out``, and finish every request whose activities are all final. Bounded by the
 Lambda time budget and ``ceil(pending / 500) + 1`` GET calls; the rest waits for the next run.
+With the time left, it creates the activities accepted requests still miss (``untag.creation``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from untag.activity import TERMINAL_STATES, ActivityStatus
 from untag.budget import TimeBudget
 from untag.constant_contact import ApiError, QuotaExceeded, next_utc_midnight
+from untag.creation import create_due
 from untag.observability import MetricUnit, count, logger, metrics
 from untag.result_event import utc_timestamp
 from untag.settlement import finish_if_done, publish
@@ -34,6 +36,7 @@ class PollReport:
     activities_ended: int = 0
     requests_waiting: int = 0
     events_published: int = 0
+    activities_created: int = 0
     skipped: str = ""
 
 
@@ -88,6 +91,8 @@ def poll(services: Any, budget: TimeBudget) -> PollReport:
             store.postpone_activity(item["activity_id"], next_poll_at)
 
     report.requests_waiting = _settle(services, final, budget)
+    if not report.skipped:  # then, with the time left, create what accepted requests still miss
+        report.activities_created = create_due(services, budget).activities_created
     return report
 
 

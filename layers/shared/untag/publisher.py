@@ -1,14 +1,13 @@
-"""The result-event publisher: SNS, ten events per call, with the ``event_type``/``state`` attributes."""
+"""The result-event publisher: SNS PublishBatch, batched by count and by bytes, with the ``event_type``/``state`` attributes."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-from untag.observability import logger
+from untag.aws_limits import SNS_BATCH_MAX_BYTES, SNS_BATCH_MAX_ENTRIES, SNS_MESSAGE_MAX_BYTES, sns_entry_bytes
+from untag.observability import count, logger
 from untag.result_event import message_attributes
-
-SNS_BATCH = 10
 
 
 class SnsPublisher:
@@ -19,25 +18,39 @@ class SnsPublisher:
     def publish(self, events: Sequence[dict[str, Any]]) -> list[bool]:
         """Publish each event; returns, per event, whether SNS accepted it (failures stay due)."""
         accepted = [False] * len(events)
-        for start in range(0, len(events), SNS_BATCH):
-            batch = events[start : start + SNS_BATCH]
+        entries = []
+        for position, event in enumerate(events):
+            message, attributes = json.dumps(event), message_attributes(event)
+            size = sns_entry_bytes(message, attributes)
+            if size > SNS_MESSAGE_MAX_BYTES:  # result_event.fit_in_one_message prevents it; never send what SNS refuses
+                count("ResultEventTooLarge")
+                logger.error("result event over SNS's message size; not published",
+                             extra={"request_id": event.get("request_id"), "bytes": size})
+                continue
+            entries.append((position, {"Id": str(position), "Message": message, "MessageAttributes": attributes}, size))
+        for batch in _batches(entries):
             try:
                 answer = self._client_factory().publish_batch(
-                    TopicArn=self._topic_arn,
-                    PublishBatchRequestEntries=[
-                        {
-                            "Id": str(position),
-                            "Message": json.dumps(event),
-                            "MessageAttributes": message_attributes(event),
-                        }
-                        for position, event in enumerate(batch)
-                    ],
-                )
+                    TopicArn=self._topic_arn, PublishBatchRequestEntries=[entry for _, entry, _ in batch])
             except Exception as error:  # the events stay due; the next poller run publishes them
                 logger.warning("SNS publish failed; will retry", extra={"error": type(error).__name__})
                 continue
             for entry in answer.get("Successful", ()):
-                accepted[start + int(entry["Id"])] = True
+                accepted[int(entry["Id"])] = True
             for entry in answer.get("Failed", ()):
                 logger.warning("SNS refused an event; will retry", extra={"code": entry.get("Code")})
         return accepted
+
+
+def _batches(entries: list[tuple[int, dict[str, Any], int]]) -> Iterator[list[tuple[int, dict[str, Any], int]]]:
+    """PublishBatch calls of at most 10 entries and 256 KiB in all (AWS's two batch limits)."""
+    batch: list[tuple[int, dict[str, Any], int]] = []
+    total = 0
+    for entry in entries:
+        if batch and (len(batch) == SNS_BATCH_MAX_ENTRIES or total + entry[2] > SNS_BATCH_MAX_BYTES):
+            yield batch
+            batch, total = [], 0
+        batch.append(entry)
+        total += entry[2]
+    if batch:
+        yield batch

@@ -18,6 +18,13 @@ from typing import Any
 ID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,64}")
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 METADATA_MAX_BYTES = 4096
+METADATA_MAX_DEPTH = 32
+# The caps a request must respect (docs/contracts.md, the JSON Schema): a message body of at most
+# 256 KiB, the intake queue's MaximumMessageSize, so that a request's plan always fits in one
+# DynamoDB item (400 KB) with room for its activities; and at most ``max_activities`` activities
+# (MAX_ACTIVITIES_PER_REQUEST), so that no single request can spend the daily quota.
+BODY_MAX_BYTES = 262_144
+DEFAULT_MAX_ACTIVITIES = 100
 
 LIST_SOURCES = ("contact_ids", "list_ids", "tag_ids")
 FLAG_SOURCES = ("all_active_contacts", "new_subscriber")
@@ -71,17 +78,72 @@ class ActivityPlan:
     body: dict[str, Any] = field(hash=False)
 
 
-def read_request(body: str, message_id: str) -> UntagRequest | Rejection:
+class _NotJson(ValueError):
+    """A constant Python's json module accepts but JSON does not (NaN, Infinity, -Infinity)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJson(name)
+
+
+def _strict_json(text: str) -> Any:
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
+def read_request(body: str, message_id: str, *, max_activities: int = DEFAULT_MAX_ACTIVITIES) -> UntagRequest | Rejection:
     """Read one SQS message body into a canonical request, or a rejection with every problem."""
+    if not isinstance(body, str):
+        return Rejection(message_id, (f"body: must be a string, got {_kind(body)}",), str(body))
+    size = utf8_size(body)
+    too_big = [f"body: {size} bytes, more than the cap of {BODY_MAX_BYTES} bytes on a request message"] \
+        if size > BODY_MAX_BYTES else []
     try:
-        document = json.loads(body)
+        document = _strict_json(body)
+    except _NotJson as constant:
+        return Rejection(message_id, tuple(too_big) + (f"body: not valid JSON ({constant} is not a JSON number)",), body)
     except (ValueError, TypeError, RecursionError):
-        return Rejection(message_id, ("body: not valid JSON",), body)
+        return Rejection(message_id, tuple(too_big) + ("body: not valid JSON",), body)
     request, envelope_id, errors = _unwrap(document)
     fallback_id = envelope_id or message_id
     if errors:
-        return Rejection(fallback_id, tuple(errors), body)
-    return _validate(request, fallback_id, body)
+        return Rejection(fallback_id, tuple(too_big + errors), body)
+    surrogate = _lone_surrogate(request, "request")
+    if surrogate:
+        too_big.append(f"{surrogate}: contains a lone UTF-16 surrogate, which is not valid Unicode")
+    return _validate(request, fallback_id, body, max_activities, too_big)
+
+
+def utf8_size(text: str) -> int:
+    """Bytes of ``text`` in UTF-8 (a lone surrogate counted as the 3 bytes an escape-less encoder would write)."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _lone_surrogate(value: Any, where: str, depth: int = 0) -> str | None:
+    """Where the first string holding a lone UTF-16 surrogate is (valid JSON escapes, invalid Unicode)."""
+    if depth > 200:
+        return None  # deeper than any request may nest; the depth rules reject it
+    if isinstance(value, str):
+        return None if utf8_ok(value) else where
+    if isinstance(value, list):
+        for position, item in enumerate(value):
+            found = _lone_surrogate(item, f"{where}[{position}]", depth + 1)
+            if found:
+                return found
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _lone_surrogate(key, f"{where} key", depth + 1) or _lone_surrogate(
+                item, f"{where}.{_field_name(key)}", depth + 1)
+            if found:
+                return found
+    return None
+
+
+def utf8_ok(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _unwrap(document: Any) -> tuple[Any, str | None, list[str]]:
@@ -95,7 +157,7 @@ def _unwrap(document: Any) -> tuple[Any, str | None, list[str]]:
         if not isinstance(message, str):
             return None, envelope_id, ["Message: the SNS notification's Message must be a JSON string"]
         try:
-            return json.loads(message), envelope_id, []
+            return _strict_json(message), envelope_id, []
         except (ValueError, RecursionError):
             return None, envelope_id, ["Message: the SNS notification's Message is not valid JSON"]
     return document, None, []
@@ -105,10 +167,11 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and REQUEST_ID_PATTERN.fullmatch(value) else None
 
 
-def _validate(request: Any, fallback_id: str, body: str) -> UntagRequest | Rejection:
+def _validate(request: Any, fallback_id: str, body: str, max_activities: int,
+              errors: list[str]) -> UntagRequest | Rejection:
     if not isinstance(request, dict):
-        return Rejection(fallback_id, (f"request: must be a JSON object, got {_kind(request)}",), body)
-    errors: list[str] = []
+        return Rejection(fallback_id, tuple(errors) + (f"request: must be a JSON object, got {_kind(request)}",), body)
+    unreadable = bool(errors)  # a lone surrogate somewhere: echo no field of the body back
 
     request_id = fallback_id
     if "request_id" in request and request["request_id"] is not None:
@@ -121,13 +184,19 @@ def _validate(request: Any, fallback_id: str, body: str) -> UntagRequest | Rejec
     for key in request:
         if key not in REQUEST_FIELDS:
             errors.append(f"{_field_name(key)}: unknown field (allowed: {', '.join(REQUEST_FIELDS)})")
-    if request.get("schema_version", "1") not in ("1", 1):
+    version = request.get("schema_version", "1")
+    if isinstance(version, bool) or version not in ("1", 1):
         errors.append('schema_version: only "1" is supported')
 
     tag_ids = _id_list(request.get("tag_ids"), "tag_ids", errors, required=True)
     source_type, source_ids, nested_exclude = _source(request.get("source"), errors)
     exclude_ids = _exclude(request.get("exclude"), nested_exclude, source_type, errors)
     metadata = _metadata(request.get("metadata"), errors)
+    if not errors:
+        activities = planned_activity_count(source_type, source_ids, tag_ids)
+        if activities > max_activities:
+            errors.append(f"request: needs {activities} activities, more than the cap of {max_activities} activities "
+                          "per request (MAX_ACTIVITIES_PER_REQUEST); split it into smaller requests")
 
     if errors:
         return Rejection(
@@ -136,7 +205,7 @@ def _validate(request: Any, fallback_id: str, body: str) -> UntagRequest | Rejec
             body,
             tag_ids=tag_ids or None,
             source_type=source_type,
-            metadata=metadata,
+            metadata=None if unreadable else metadata,
         )
     return UntagRequest(
         request_id=request_id,
@@ -208,11 +277,27 @@ def _metadata(metadata: Any, errors: list[str]) -> dict[str, Any] | None:
     if not isinstance(metadata, dict):
         errors.append(f"metadata: must be a JSON object, got {_kind(metadata)}")
         return None
-    size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
+    depth = _depth(metadata)
+    if depth > METADATA_MAX_DEPTH:
+        errors.append(f"metadata: nested more than {METADATA_MAX_DEPTH} levels deep")
+        return None
+    size = utf8_size(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False))
     if size > METADATA_MAX_BYTES:
         errors.append(f"metadata: {size} bytes serialised, at most {METADATA_MAX_BYTES} allowed")
         return None
     return metadata
+
+
+def _depth(value: Any, limit: int = METADATA_MAX_DEPTH + 1) -> int:
+    """How deeply a JSON value nests (counted up to ``limit``, iteratively: no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if level < limit:
+                stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _id_list(value: Any, where: str, errors: list[str], *, required: bool) -> tuple[str, ...]:
@@ -242,12 +327,18 @@ def _kind(value: Any) -> str:
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    text = json.dumps(value) if not isinstance(value, str) else repr(valid_unicode(value))
     return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _field_name(key: str) -> str:
+    key = valid_unicode(key)
     return key if len(key) <= 40 else key[:37] + "..."
+
+
+def valid_unicode(text: str) -> str:
+    """``text`` with any lone surrogate written as its escape, so that every JSON parser can read it back."""
+    return text if utf8_ok(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def plan_activities(request: UntagRequest) -> list[ActivityPlan]:
@@ -266,6 +357,12 @@ def plan_activities(request: UntagRequest) -> list[ActivityPlan]:
         body["tag_ids"] = list(tags)
         plans.append(ActivityPlan(index, body))
     return plans
+
+
+def planned_activity_count(source_type: str | None, source_ids: tuple[str, ...], tag_ids: tuple[str, ...]) -> int:
+    """How many activities ``plan_activities`` makes for a request, without building them."""
+    sources = 1 if source_type in FLAG_SOURCES else -(-len(source_ids) // SOURCE_CAPS.get(source_type or "", 1))
+    return max(sources, 1) * max(-(-len(tag_ids) // TAG_IDS_CAP), 1)
 
 
 def _chunks(items: tuple[str, ...], size: int) -> list[tuple[str, ...]]:

@@ -6,14 +6,21 @@ of the same outcome carries the same id and subscribers can de-duplicate on it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
 from untag.activity import ActivityStatus, request_state
-from untag.request import Rejection
+from untag.aws_limits import SNS_MESSAGE_MAX_BYTES, sns_entry_bytes
+from untag.request import Rejection, utf8_size, valid_unicode
 
 SCHEMA_VERSION = "1"
+LIST_SHOWN = 100  # an event lists at most this many activities and errors, and says how many there were
+# Every event must fit in one SNS message (256 KiB, body and attributes): keep a margin for the envelope
+# fields subscribers' queues add nothing to, and for the attributes.
+EVENT_MAX_BYTES = SNS_MESSAGE_MAX_BYTES - 4_096
 _EVENT_NAMESPACE = uuid.UUID("5b0f5d4e-5a8c-4c8e-9a54-2f0d2f7c1a11")
 
 
@@ -45,7 +52,9 @@ def finished_event(
         errors.extend(f"activity {activity.activity_id} {activity.state}: {error}" for error in activity.errors)
         if activity.state != "completed" and not activity.errors:
             errors.append(f"activity {activity.activity_id} ended {activity.state}")
-    return {
+    # Activities that did not complete come first, so that a summarised list still shows what went wrong.
+    ordered = sorted(activities, key=lambda activity: activity.state == "completed")
+    event = {
         "schema_version": SCHEMA_VERSION,
         "event_id": event_id(request_id, state),
         "event_type": f"untag.{state}",
@@ -53,17 +62,18 @@ def finished_event(
         "state": state,
         "tag_ids": list(tag_ids),
         "source_type": source_type,
-        "activities": [activity.as_event() for activity in activities],
+        "activities": [activity.as_event() for activity in ordered],
         "errors": errors,
         "metadata": metadata,
         "received_at": received_at,
         "finished_at": finished_at,
     }
+    return fit_in_one_message(event)
 
 
 def rejected_event(rejection: Rejection, *, received_at: str, finished_at: str) -> dict[str, Any]:
     """The event of a message that broke the request contract."""
-    return {
+    event = {
         "schema_version": SCHEMA_VERSION,
         "event_id": event_id(rejection.request_id, "rejected", rejection_key(rejection)),
         "event_type": "untag.rejected",
@@ -76,13 +86,70 @@ def rejected_event(rejection: Rejection, *, received_at: str, finished_at: str) 
         "metadata": rejection.metadata,
         "received_at": received_at,
         "finished_at": finished_at,
-        "original_body": rejection.original_body,
+        "original_body": valid_unicode(rejection.original_body),
     }
+    return fit_in_one_message(event)
+
+
+def fit_in_one_message(event: dict[str, Any]) -> dict[str, Any]:
+    """Summarise an event so that it fits in one SNS message; ``truncated`` says what was cut.
+
+    Lists keep their first ``LIST_SHOWN`` entries and their count; an original body too long to
+    echo whole keeps its first bytes, its size and its SHA-256, so that the sender can find it.
+    """
+    truncated: dict[str, Any] = {}
+    for name in ("activities", "errors"):
+        if len(event[name]) > LIST_SHOWN:
+            truncated[name] = {"count": len(event[name]), "shown": LIST_SHOWN}
+            event[name] = event[name][:LIST_SHOWN]
+    if truncated:
+        event["truncated"] = truncated
+    if event_bytes(event) <= EVENT_MAX_BYTES:
+        return event
+    body = event.get("original_body")
+    if isinstance(body, str):
+        event["original_body"] = ""
+        truncated["original_body"] = {
+            "bytes": utf8_size(body), "shown_bytes": 0,
+            "sha256": hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest(),
+        }
+        event["truncated"] = truncated
+        room = EVENT_MAX_BYTES - event_bytes(event)
+        shown = _prefix_within(body, room)
+        event["original_body"] = shown
+        truncated["original_body"]["shown_bytes"] = utf8_size(shown)
+    shown = LIST_SHOWN
+    while event_bytes(event) > EVENT_MAX_BYTES and shown > 0:  # only with pathological per-entry sizes
+        shown //= 2
+        for name in ("activities", "errors"):
+            count = truncated.get(name, {}).get("count", len(event[name]))
+            if len(event[name]) > shown:
+                truncated[name] = {"count": count, "shown": shown}
+                event[name] = event[name][:shown]
+        event["truncated"] = truncated
+    return event
+
+
+def event_bytes(event: dict[str, Any]) -> int:
+    """The size SNS counts for this event: its JSON message and its attributes."""
+    return sns_entry_bytes(json.dumps(event), message_attributes(event))
+
+
+def _prefix_within(text: str, room: int) -> str:
+    """The longest prefix of ``text`` whose JSON string form takes at most ``room`` bytes."""
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(json.dumps(text[:middle])) - 2 <= room:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low]
 
 
 def rejection_key(rejection: Rejection) -> str:
     """Distinguishes two different bad bodies sent under one request id."""
-    return str(uuid.uuid5(_EVENT_NAMESPACE, rejection.original_body))[:8]
+    return str(uuid.uuid5(_EVENT_NAMESPACE, valid_unicode(rejection.original_body)))[:8]
 
 
 def message_attributes(event: dict[str, Any]) -> dict[str, dict[str, str]]:

@@ -1,16 +1,18 @@
 """The activity table (DynamoDB): requests, their activities, and the service's shared controls.
 
 Items (one table, ``pk``/``sk``):
-- ``REQUEST#<request_id>`` / ``REQUEST``: the request as accepted, the activity created for
-  each planned chunk (``activities``: index -> activity id), ``status`` creating -> pending ->
-  finished, and once finished the result event to publish.
+- ``REQUEST#<request_id>`` / ``REQUEST``: the request as accepted, with its plan (the canonical
+  ids) while its activities are being created, the activity created for each planned chunk
+  (``activities``: index -> activity id), ``status`` creating -> pending -> finished, and once
+  finished the result event to publish.
 - ``REQUEST#<request_id>`` / ``REJECTED#<key>``: a rejected message and its event.
 - ``ACTIVITY#<activity_id>`` / ``ACTIVITY``: what Constant Contact last said of an activity and
   the requests it carries.
 - ``CONTROL#...``: the daily-quota block, the token-refresh lock, the rate limiter's slots.
 
-The sparse index ``due-index`` (``due``, ``due_at``) is the poller's work list: partition
-``ACTIVITY`` holds activities to poll or settle, ``PUBLISH`` the events still to publish.
+The sparse index ``due-index`` (``due``, ``due_at``) holds the work lists: partition ``CREATE``
+the requests whose activities are still to be created, ``ACTIVITY`` the activities to poll or
+settle, ``PUBLISH`` the events still to publish.
 Every state transition is a conditional write.
 """
 
@@ -32,6 +34,7 @@ from untag.request import UntagRequest
 DUE_INDEX = "due-index"
 DUE_ACTIVITY = "ACTIVITY"
 DUE_PUBLISH = "PUBLISH"
+DUE_CREATE = "CREATE"
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -99,8 +102,16 @@ class ActivityStore:
 
     # -- requests -------------------------------------------------------------------------
 
-    def claim_request(self, request: UntagRequest, *, received_at: str, planned: int, lease_seconds: float) -> dict[str, Any] | None:
-        """Create the request's record; None if created, else the record that already exists."""
+    def accept_request(self, request: UntagRequest, *, received_at: str, planned: int,
+                       lease_seconds: float | None) -> tuple[bool, dict[str, Any]]:
+        """Record an accepted request with its plan, on the creation work list: (True, the record) if
+        recorded now, else (False, the record that already holds this request id).
+
+        With ``lease_seconds`` this invocation holds the request for that long (it means to create its
+        activities now); without, the request is due at once for whichever invocation drives creation.
+        """
+        now = self._clock()
+        lease_until = now + lease_seconds if lease_seconds else 0
         item = {
             **request_key(request.request_id),
             "request_id": request.request_id,
@@ -108,55 +119,67 @@ class ActivityStore:
             "fingerprint": request.fingerprint,
             "tag_ids": list(request.tag_ids),
             "source_type": request.source_type,
+            "source_ids": list(request.source_ids),
+            "exclude_contact_ids": list(request.exclude_contact_ids),
             "metadata": json.dumps(request.metadata) if request.metadata is not None else None,
             "received_at": received_at,
             "planned": planned,
             "activities": {},
             "creation_errors": {},
-            "lease_until": int(self._clock() + lease_seconds),
+            "lease_until": _moment(lease_until),
+            "due": DUE_CREATE,
+            "due_at": _moment(max(now, lease_until)),
         }
+        item = {key: value for key, value in item.items() if value is not None}
         try:
             self._db.put_item(
                 TableName=self._table,
-                Item=_dump({key: value for key, value in item.items() if value is not None}),
+                Item=_dump(item),
                 ConditionExpression="attribute_not_exists(pk)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-            return None
+            return True, item
         except ClientError as error:
             if not _condition_failed(error):
                 raise
             existing = error.response.get("Item")
-            return _load(existing) if existing else self.get_request(request.request_id)
+            return False, _load(existing) if existing else (self.get_request(request.request_id) or {})
 
-    def take_over(self, request_id: str, *, lease_seconds: float) -> bool:
-        """Resume a request whose creation was interrupted (its lease ran out)."""
+    def due_creations(self, *, until: float, limit: int) -> list[dict[str, Any]]:
+        """Requests whose activities are still to be created and that nobody holds, the longest waiting first."""
+        return self._due(DUE_CREATE, until=until, limit=limit)
+
+    def hold_creation(self, request_id: str, *, lease_seconds: float) -> dict[str, Any] | None:
+        """Take a request to create its activities (until the lease ends); its whole record, or None if
+        another invocation holds it or it is no longer being created."""
         now = self._clock()
+        lease_until = _moment(now + lease_seconds)
         try:
-            self._db.update_item(
+            answer = self._db.update_item(
                 TableName=self._table,
                 Key=_dump(request_key(request_id)),
-                UpdateExpression="SET lease_until = :lease",
+                UpdateExpression="SET lease_until = :lease, due_at = :lease",
                 ConditionExpression="#status = :creating AND lease_until < :now",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=_dump({":lease": int(now + lease_seconds), ":creating": "creating", ":now": int(now)}),
+                ExpressionAttributeValues=_dump({":lease": lease_until, ":creating": "creating", ":now": _moment(now)}),
+                ReturnValues="ALL_NEW",
             )
-            return True
         except ClientError as error:
             if _condition_failed(error):
-                return False
+                return None
             raise
+        return _load(answer["Attributes"])
 
-    def release_claim(self, request_id: str) -> None:
-        """This invocation gives up on creating the request for now: a retry may take it over at once."""
+    def let_go(self, request_id: str, *, due_at: float) -> None:
+        """This invocation stops creating the request for now: it is due again at ``due_at`` for anyone."""
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=_dump(request_key(request_id)),
-                UpdateExpression="SET lease_until = :zero",
+                UpdateExpression="SET lease_until = :zero, due_at = :due_at",
                 ConditionExpression="#status = :creating",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=_dump({":zero": 0, ":creating": "creating"}),
+                ExpressionAttributeValues=_dump({":zero": 0, ":creating": "creating", ":due_at": _moment(due_at)}),
             )
         except ClientError as error:
             if not _condition_failed(error):
@@ -193,16 +216,18 @@ class ActivityStore:
     def _record_chunk(self, request_id: str, index: int, attribute: str, value: str, last: bool) -> None:
         update = f"SET {attribute}.#index = :value"
         values = {":value": value, ":creating": "creating"}
-        if last:
-            update += ", #status = :pending"
+        names = {"#index": str(index), "#status": "status"}
+        if last:  # every chunk is done: the plan is no longer needed, and the request leaves the creation list
+            update += ", #status = :pending REMOVE #due, due_at, lease_until, source_ids, exclude_contact_ids"
             values[":pending"] = "pending"
+            names["#due"] = "due"
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=_dump(request_key(request_id)),
                 UpdateExpression=update,
                 ConditionExpression="#status = :creating",
-                ExpressionAttributeNames={"#index": str(index), "#status": "status"},
+                ExpressionAttributeNames=names,
                 ExpressionAttributeValues=_dump(values),
             )
         except ClientError as error:
