@@ -57,7 +57,7 @@ def drive_every_path_to_aws(pipeline, invoke, sqs_event, simulator) -> None:
     # The intake refreshes an expired access token and writes it back to the secret
     simulator.expire_access_tokens()
     assert invoke.intake(sqs_event(list_request("r-2", "t-2"))) == {"batchItemFailures": []}
-    # The daily quota is spent: the intake keeps the messages it received invisible until the reset
+    # The daily quota is spent: the intake records the request of a real message and stores the block
     simulator.exhaust_quota()
     pipeline.submit([json.dumps(list_request("r-3", "t-3"))])
     assert pipeline.intake_once() == 1
@@ -67,7 +67,7 @@ def drive_every_path_to_aws(pipeline, invoke, sqs_event, simulator) -> None:
     states = {event["request_id"]: event["state"] for event in invoke.results()}
     assert states.pop("r-1") == "completed" and states.pop("r-refused") == "failed"
     assert list(states.values()) == ["rejected"]
-    assert simulator.token_refreshes == 2 and pipeline.retried_records == 1
+    assert simulator.token_refreshes == 2 and simulator.count("POST", REMOVE_TAGS, 429) == 1
 
 
 def test_each_function_is_granted_exactly_the_actions_its_code_calls(
@@ -111,10 +111,13 @@ def test_the_roles_come_from_sams_transform_with_real_arns(pipeline):
         # And the token secret is read by its ARN, and only that secret
         assert policy.decide("secretsmanager:GetSecretValue", [stack.secret_id]) is None
         assert policy.decide("secretsmanager:GetSecretValue", [stack.secret_id[:-1] + "X"]) is not None
-    # And only the poller queries the table's due-index
-    index_arn = stack.attributes["ActivityTable"]["Arn"] + "/index/due-index"
-    assert policies["PollerFunction"].decide("dynamodb:Query", [index_arn]) is None
-    assert policies["IntakeFunction"].decide("dynamodb:Query", [index_arn]) is not None
+        # And the table is queried through its due-index only
+        table_arn = stack.attributes["ActivityTable"]["Arn"]
+        assert policy.decide("dynamodb:Query", [table_arn + "/index/due-index"]) is None
+        assert policy.decide("dynamodb:Query", [table_arn + "/index/other"]) is not None
+        # And the queue is the event source's: SAM's AWSLambdaSQSQueueExecutionRole, for the intake only
+        allowed = policy.decide("sqs:DeleteMessage", [stack.queue_arn]) is None
+        assert allowed == (function == "IntakeFunction")
 
 
 DENIED_CALLS = {
@@ -148,16 +151,17 @@ def test_a_call_the_role_does_not_allow_fails_as_in_aws_and_never_reaches_moto(s
 
 
 def test_batch_apis_are_authorised_by_their_single_item_action(stack, iam_calls):
-    # When the intake's code uses the batch APIs its role allows through their single-item actions
+    # When the intake's code uses batch APIs its role allows through their single-item actions
+    # (sqs:DeleteMessage comes from AWSLambdaSQSQueueExecutionRole, which SAM attaches for the SQS event)
     with acting_as(stack, "IntakeFunction"):
         boto3.client("sns").publish_batch(TopicArn=stack.topic_arn, PublishBatchRequestEntries=[
             {"Id": "1", "Message": "{}"}])
-        boto3.client("sqs").change_message_visibility_batch(QueueUrl=stack.queue_url, Entries=[
-            {"Id": "1", "ReceiptHandle": "not-a-real-one", "VisibilityTimeout": 1}])
-    # Then both are allowed, as sns:Publish and sqs:ChangeMessageVisibility on the stack's topic and queue
+        boto3.client("sqs").delete_message_batch(QueueUrl=stack.queue_url, Entries=[
+            {"Id": "1", "ReceiptHandle": "not-a-real-one"}])
+    # Then both are allowed, as sns:Publish and sqs:DeleteMessage on the stack's topic and queue
     assert [(call.operation, call.action, call.resources, call.denied) for call in iam_calls.all()] == [
         ("sns.PublishBatch", "sns:Publish", (stack.topic_arn,), None),
-        ("sqs.ChangeMessageVisibilityBatch", "sqs:ChangeMessageVisibility", (stack.queue_arn,), None),
+        ("sqs.DeleteMessageBatch", "sqs:DeleteMessage", (stack.queue_arn,), None),
     ]
 
 
