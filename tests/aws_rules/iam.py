@@ -205,6 +205,7 @@ class _Resolver:
         return re.sub(r"\$\{([^}]*)\}", substitute, text)
 
 
+@lru_cache(maxsize=1024)
 def _pattern(text: str, *, ignore_case: bool) -> re.Pattern[str]:
     """An IAM Action or Resource value: '*' any run of characters, '?' any one character."""
     body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text)
