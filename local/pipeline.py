@@ -8,8 +8,7 @@ queue subscribed to the result topic, as a subscriber would.
 
 By default what the intake leaves for redelivery becomes visible again at once (tests); with
 ``redelivery_delay=N`` it comes back after N seconds (the deployed queue waits its visibility
-timeout), and while the daily quota is blocked it is left alone: the intake deferred it to the
-quota's reset itself. ``close()`` removes the results queue.
+timeout). ``close()`` removes the results queue.
 """
 
 from __future__ import annotations
@@ -232,18 +231,11 @@ class LocalPipeline:
                 {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]}
                 for n, message in enumerate(done[start:start + 10])])
         # What failed becomes visible again at once here (the deployed queue waits its visibility timeout).
-        if failed and (self.redelivery_delay is None or not self._quota_blocked()):
+        if failed:
             for message in messages:
                 if message["MessageId"] in failed:
                     self._make_visible(message, self.redelivery_delay or 0)
         return len(messages)
-
-    def _quota_blocked(self) -> bool:
-        """True while the service holds everything back for the daily quota (it set the visibility itself)."""
-        from untag.store import ActivityStore  # the shared layer: on the path once the handlers are loaded
-
-        store = ActivityStore(lambda: self.dynamodb, self.stack.table_name)
-        return store.quota_blocked_until() > time.time()
 
     def _make_visible(self, message: dict[str, Any], after: int = 0) -> None:
         try:

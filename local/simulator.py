@@ -183,6 +183,8 @@ class ConstantContactSimulator:
         self.client_secret = client_secret
         self.token_rate_limit_per_second: float | None = 1.0  # set None to disable in tests
         self.slow_response_seconds = 2.0  # duration of the random "slow" fault
+        self.refused_contacts: set[str] = set()  # a create whose source holds one of these answers 400
+        self.token_gate: threading.Event | None = None  # set: the token endpoint answers only once it is open
         # observations
         self.calls: list[Call] = []
         self.malformed: list[str] = []
@@ -422,6 +424,9 @@ class ConstantContactSimulator:
                 problems += validate_tagging_body(body)
         if problems:
             return self._bad_request("POST", TAGGINGS_REMOVE, problems)
+        refused = sorted(self.refused_contacts & set(body["source"].get("contact_ids") or ()))
+        if refused:  # a well-formed body Constant Contact refuses (e.g. a contact that cannot be tagged)
+            return 400, _errors("contacts.api.validation.error", f"contact {refused[0]} cannot be updated")
         with self._lock:
             rec = self._new_record(str(uuid.uuid4()), "tagging", body, time.time())
             rec["total"] = _item_count(body)
@@ -475,6 +480,9 @@ class ConstantContactSimulator:
         return 200, body
 
     def _token(self, headers: Any, raw: bytes) -> Response:
+        gate = self.token_gate
+        if gate is not None:  # a slow token endpoint: the refresh is in flight until the test opens the gate
+            gate.wait(30)
         with self._lock:
             if self.token_rate_limit_per_second and not _admit(self._token_window, self.token_rate_limit_per_second):
                 return 429, {"error": "too_many_requests", "error_description": "Too many token requests"}

@@ -115,9 +115,12 @@ def test_the_result_event_schema_names_every_field_the_service_sets():
                           activities=[activity] * 150, creation_errors=[], received_at="2026-11-26T10:00:00Z",
                           finished_at="2026-11-26T10:01:00Z")
     assert set(finished) | set(rejected) | set(summarised) == set(schema["properties"])
-    assert set(summarised["truncated"]) | set(many["truncated"]) == set(schema["properties"]["truncated"]["properties"])
+    huge = rejected_event(Rejection("r-5", ("bad",), "x" * 300_000, tag_ids=tuple(f"t-{n:060d}" for n in range(9000))),
+                          received_at="2026-11-26T10:00:00Z", finished_at="2026-11-26T10:00:00Z")
+    assert set(summarised["truncated"]) | set(many["truncated"]) | set(huge["truncated"]) == set(
+        schema["properties"]["truncated"]["properties"])
     assert set(activity.as_event()) == set(schema["$defs"]["activity"]["properties"])
-    for event in (finished, rejected, summarised, many):
+    for event in (finished, rejected, summarised, many, huge):
         assert list(RESULT_EVENT.iter_errors(event)) == []
 
 

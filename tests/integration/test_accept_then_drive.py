@@ -88,3 +88,47 @@ def test_a_request_recorded_while_the_quota_is_spent_waits_in_the_table_not_in_t
     # Then the message is done at once: nothing waits in the intake queue or reaches the DLQ
     assert pipeline.queue_depth() == 0 and pipeline.queue_depth(stack.dlq_url) == 0
     assert pipeline.retried_records == 0
+
+
+def test_one_refused_contact_among_merged_requests_fails_only_its_own_request(invoke, sqs_event, simulator):
+    # Given eight single-contact requests removing the same tag (merged into one activity), one with a bad contact
+    simulator.refused_contacts.add("c-bad")
+    bodies = [{"request_id": f"r-{n}", "source": {"contact_ids": [f"c-{n}"]}, "tag_ids": ["t-1"]} for n in range(7)]
+    bodies.insert(3, {"request_id": "r-bad", "source": {"contact_ids": ["c-bad"]}, "tag_ids": ["t-1"]})
+
+    # When the intake handles them and the poller follows the activities
+    assert failed_ids(invoke.intake(sqs_event(*bodies))) == []
+    for _ in range(3):
+        invoke.poller()
+
+    # Then the shared activity is split until the refusal is alone: only r-bad fails, with Constant Contact's words
+    results = {event["request_id"]: event for event in invoke.results()}
+    assert results["r-bad"]["state"] == "failed" and results["r-bad"]["activities"] == []
+    assert any("contact c-bad cannot be updated" in error for error in results["r-bad"]["errors"])
+    assert {results[f"r-{n}"]["state"] for n in range(7)} == {"completed"}
+    created = [a["body"]["source"]["contact_ids"] for a in simulator.activities.values()]
+    assert sorted(c for contacts in created for c in contacts) == sorted(f"c-{n}" for n in range(7))
+    assert simulator.count("POST", REMOVE_TAGS, 400) <= 1 + 2 * 3  # a bisection: a few refusals, not one per request
+
+
+def test_a_large_request_is_recorded_refused_and_reported_within_aws_limits(invoke, sqs_event, simulator, table):
+    # Given a 100 KB request of 40 activities (20 chunks of 500 contacts x 2 of tags), all refused by Constant Contact
+    contacts = [f"c{n:06d}" for n in range(10_000)]
+    body = json.dumps({"request_id": "r-large", "source": {"contact_ids": contacts},
+                       "tag_ids": [f"t{n:05d}" for n in range(51)], "metadata": {"pad": "m" * 4000}})
+    assert len(body.encode()) > 100_000
+    simulator.refused_contacts.update(contacts[::500])
+
+    # When the intake handles it (under AWS's item, message and batch limits: tests/aws_rules)
+    response = invoke.intake(sqs_event(body))
+    for _ in range(3):
+        invoke.poller()
+
+    # Then every chunk's refusal is recorded, the request fails once, and its record drops its plan
+    assert failed_ids(response) == []
+    assert simulator.count("POST", REMOVE_TAGS, 400) == 40
+    [result] = invoke.results()
+    assert result["state"] == "failed" and len(result["errors"]) == 40
+    assert "cannot be updated" in result["errors"][0]
+    record = table.request("r-large")
+    assert record["status"] == "finished" and "source_ids" not in record

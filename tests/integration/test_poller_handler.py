@@ -109,14 +109,15 @@ def test_a_single_pending_activity_is_read_by_id(one_pending, invoke, simulator)
     assert event["request_id"] == "r-1" and event["state"] == "completed"
 
 
-def test_an_activity_constant_contact_no_longer_knows_ends_timed_out(one_pending, invoke, simulator):
-    # Given a pending activity Constant Contact has forgotten (it keeps activities 10 days)
+def test_an_activity_constant_contact_no_longer_knows_ends_timed_out(one_pending, invoke, simulator, monkeypatch):
+    # Given a pending activity Constant Contact has forgotten, past the window a miss is tolerated
+    monkeypatch.setenv("ACTIVITY_MISSING_HOURS", "0")
     simulator.forget_activity(one_pending)
 
     # When the poller runs
     invoke.poller()
 
-    # Then the 404 ends the activity, and the request, as timed_out
+    # Then the 404 (the collection answering: the API root is right) ends the activity, and the request, as timed_out
     assert simulator.count("GET", f"{COLLECTION}/{one_pending}", 404) == 1
     [event] = invoke.results()
     assert event["state"] == "timed_out" and event["event_type"] == "untag.timed_out"
@@ -131,8 +132,9 @@ def test_an_activity_constant_contact_no_longer_knows_ends_timed_out(one_pending
 
 
 def test_an_activity_missing_from_the_collection_is_checked_by_id_and_ends_timed_out(
-        three_pending, invoke, simulator):
-    # Given three pending activities, one of which Constant Contact has forgotten
+        three_pending, invoke, simulator, monkeypatch):
+    # Given three pending activities, one of which Constant Contact has forgotten, past the tolerated window
+    monkeypatch.setenv("ACTIVITY_MISSING_HOURS", "0")
     forgotten = activity_of(simulator, "t-2")
     simulator.forget_activity(forgotten)
 
@@ -154,7 +156,7 @@ def test_an_activity_missing_from_the_collection_is_checked_by_id_and_ends_timed
         "r-1": "completed", "r-2": "timed_out", "r-3": "completed"}
 
 
-def test_an_activity_past_the_service_deadline_ends_timed_out_without_asking_constant_contact(
+def test_an_activity_past_the_service_deadline_ends_timed_out_once_a_fresh_read_says_it_is_unfinished(
         invoke, sqs_event, simulator, table, monkeypatch):
     # Given a service deadline of 0.36 s and an activity created under it
     monkeypatch.setenv("ACTIVITY_DEADLINE_HOURS", "0.0001")
@@ -167,13 +169,47 @@ def test_an_activity_past_the_service_deadline_ends_timed_out_without_asking_con
     # When the poller runs
     invoke.poller()
 
-    # Then it ends the activity as timed_out without a single read
-    assert simulator.calls == []
+    # Then it reads the activity once more, and ends it as timed_out because it is still unfinished
+    assert len(simulator.calls) == 1
     [event] = invoke.results()
     assert event["request_id"] == "r-late" and event["state"] == "timed_out"
     [activity] = event["activities"]
     assert activity["state"] == "timed_out"
     assert any("deadline" in error for error in activity["errors"]), activity
+
+
+def test_an_activity_that_completed_by_the_deadline_is_completed_not_timed_out(
+        invoke, sqs_event, simulator, table, monkeypatch):
+    # Given an activity read once (processing), whose deadline then passes while Constant Contact finishes it
+    monkeypatch.setenv("ACTIVITY_DEADLINE_HOURS", "0.0001")
+    invoke.intake(sqs_event(list_request("r-done", "t-1")))
+    [activity_id] = simulator.activities
+    invoke.poller()
+    time.sleep(max(0.0, table.activity(activity_id)["deadline_at"] - time.time()))
+
+    # When the poller runs after the deadline
+    invoke.poller()
+
+    # Then the fresh read's completed state wins
+    [event] = invoke.results()
+    assert event["request_id"] == "r-done" and event["state"] == "completed"
+
+
+def test_no_activity_is_ended_by_the_deadline_while_it_cannot_be_read(
+        invoke, sqs_event, simulator, table, monkeypatch):
+    # Given an activity past the deadline and Constant Contact failing every read
+    monkeypatch.setenv("ACTIVITY_DEADLINE_HOURS", "0.0001")
+    invoke.intake(sqs_event(list_request("r-blind", "t-1")))
+    [activity_id] = simulator.activities
+    time.sleep(max(0.0, table.activity(activity_id)["deadline_at"] - time.time()))
+    simulator.fail_next("GET", "/v3/activities", 503, count=10)
+
+    # When the poller runs
+    invoke.poller()
+
+    # Then nothing is ended on the deadline alone
+    assert invoke.results() == []
+    assert table.activity(activity_id)["state"] in ("initialized", "processing")
 
 
 def test_a_failed_read_is_retried_by_the_next_run(three_pending, invoke, simulator):
@@ -265,3 +301,46 @@ def test_a_quota_spent_while_polling_blocks_the_following_runs(one_pending, invo
     assert second["skipped"] == "daily quota spent" and second["api_gets"] == 0
     assert len(simulator.calls) == calls
     assert invoke.results() == []
+
+
+def test_a_404_right_after_creation_ends_nothing_and_the_activity_is_followed_when_it_appears(
+        one_pending, invoke, simulator, table):
+    # Given an activity Constant Contact does not show yet (its lists lag behind its creates)
+    simulator.fail_next("GET", f"{COLLECTION}/{one_pending}", 404, body=[
+        {"error_key": "not_found", "error_message": "not found"}])
+
+    # When the poller runs
+    invoke.poller()
+
+    # Then nothing ends: the miss is noted, and the activity is asked again
+    assert invoke.results() == []
+    assert table.activity(one_pending)["missing_since"] > 0
+
+    # When it runs again and Constant Contact knows the activity
+    invoke.poller()
+    invoke.poller()
+
+    # Then the request completes, and the miss is forgotten
+    [event] = invoke.results()
+    assert event["state"] == "completed"
+    assert "missing_since" not in table.activity(one_pending)
+
+
+def test_an_api_root_that_answers_404_everywhere_ends_nothing_and_says_so(
+        one_pending, invoke, simulator, table, monkeypatch, capsys):
+    # Given a misconfigured API base URL (every path answers 404)
+    monkeypatch.setenv("CC_API_BASE_URL", simulator.base_url + "/wrong")
+    monkeypatch.setenv("ACTIVITY_MISSING_HOURS", "0")
+
+    # When the poller runs, twice
+    first = invoke.poller()
+    invoke.poller()
+
+    # Then it ends nothing, reports why, and counts it for the alarm
+    assert invoke.results() == []
+    assert "404" in first["skipped"] and "CcApiBaseUrl" in first["skipped"]
+    assert table.activity(one_pending)["state"] in ("initialized", "processing")
+    assert "missing_since" not in table.activity(one_pending)
+    assert '"ApiRootNotFound"' in capsys.readouterr().out
+    assert all("/v3/wrong/" in problem for problem in simulator.malformed)  # the simulator saw only wrong paths
+    simulator.malformed.clear()

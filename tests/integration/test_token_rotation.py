@@ -149,3 +149,78 @@ def test_refreshed_tokens_reach_the_secret_even_if_the_first_writes_fail(stack, 
     stored = read_secret(stack)
     assert stored["access_token"] == token and stored["refresh_token"] != tokens["refresh_token"]
     assert provider(stack, oauth).after_unauthorized(token) and oauth.invalid_grants == 0
+
+
+class VirtualClock:
+    """Time that moves only when told to (a slow token endpoint without waiting for it)."""
+
+    def __init__(self):
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_a_second_instance_never_spends_the_refresh_token_while_a_slow_refresh_is_in_flight(stack, oauth):
+    # Given two instances sharing the tokens and the lock on one clock, and a token endpoint that takes 31 s
+    tokens = oauth.issue_tokens()
+    put_secret(stack, tokens)
+    clock = VirtualClock()
+    start = clock.now
+    dynamodb, secretsmanager = Atomic(boto3.client("dynamodb")), Atomic(boto3.client("secretsmanager"))
+    store = ActivityStore(lambda: dynamodb, stack.table_name, clock=clock)
+    secret = SecretsManagerSecret(lambda: secretsmanager, stack.secret_id)
+    first = TokenProvider(secret, oauth.token_url, store, clock=clock, sleep=clock.sleep)
+    oauth.token_gate = threading.Event()
+    refreshed = []
+    thread = threading.Thread(target=lambda: refreshed.append(first.after_unauthorized(tokens["access_token"])))
+
+    def second_waits(seconds: float) -> None:
+        """The second instance's waiting moves the clock; the first's answer arrives 31 s after it asked."""
+        clock.sleep(seconds)
+        if clock.now >= start + 31 + 1 and not oauth.token_gate.is_set():
+            oauth.token_gate.set()
+            thread.join(10)
+
+    second = TokenProvider(secret, oauth.token_url, store, clock=clock, sleep=second_waits)
+
+    # When the first starts a refresh and, 31 s later (an old 30 s lock's lease gone), the second gets a 401
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not _lock_held(dynamodb, stack) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    clock.now += 31
+    token = second.after_unauthorized(tokens["access_token"])
+
+    # Then only the first spent the refresh token; the second waited and took the stored new token
+    assert oauth.token_refreshes == 1 and oauth.invalid_grants == 0
+    assert refreshed == [token] == [read_secret(stack)["access_token"]]
+
+
+def _lock_held(dynamodb, stack) -> bool:
+    item = dynamodb.get_item(TableName=stack.table_name, Key={"pk": {"S": "CONTROL#lock#token-refresh"},
+                                                              "sk": {"S": "CONTROL"}}).get("Item", {})
+    return "holder" in item
+
+
+def test_the_refresh_lock_outlasts_the_longest_refresh():
+    from untag.tokens import lock_lease_seconds, longest_refresh_seconds
+
+    assert longest_refresh_seconds() > 31  # the slow endpoint above is not the worst case
+    assert lock_lease_seconds() > longest_refresh_seconds()
+    assert lock_lease_seconds((3.05, 10.0)) > longest_refresh_seconds((3.05, 10.0))
+
+
+def test_a_refresh_never_starts_with_too_little_lambda_time_left(stack, oauth):
+    from untag.constant_contact import TransientApiError
+
+    tokens = oauth.issue_tokens()
+    put_secret(stack, tokens)
+    instance = provider(stack, oauth)
+    instance.time_left = lambda: 20.0  # less than the longest refresh
+    with pytest.raises(TransientApiError, match="too little Lambda time"):
+        instance.after_unauthorized(tokens["access_token"])
+    assert oauth.token_refreshes == 0

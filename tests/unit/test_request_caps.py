@@ -97,3 +97,8 @@ def test_metadata_nested_too_deep_is_refused():
 
 def test_json_nested_past_the_parser_is_not_valid_json():
     assert errors_of("[" * 100_000 + "]" * 100_000) == ("body: not valid JSON",)
+
+
+def test_more_than_500_tags_are_refused_naming_the_cap():
+    errors = errors_of(json.dumps(request(tag_ids=[f"t-{n}" for n in range(501)])), max_activities=500)
+    assert errors == ("tag_ids: 501 tags, more than the cap of 500 tags per request",)

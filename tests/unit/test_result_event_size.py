@@ -52,3 +52,11 @@ def test_many_creation_errors_are_summarised():
     assert event["errors"] == errors[:LIST_SHOWN]
     assert event["truncated"] == {"errors": {"count": 500, "shown": LIST_SHOWN}}
     assert event_bytes(event) <= SNS_MESSAGE_MAX_BYTES
+
+
+def test_a_rejected_event_with_a_huge_tag_list_and_body_still_fits():
+    tags = tuple(f"t-{n:060d}" for n in range(9000))  # 600 KB of tag ids
+    event = rejected_event(Rejection("r", ("tag_ids: too many",), "x" * 300_000, tag_ids=tags),
+                           received_at=AT, finished_at=AT)
+    assert event_bytes(event) <= SNS_MESSAGE_MAX_BYTES
+    assert event["truncated"]["tag_ids"]["count"] == 9000

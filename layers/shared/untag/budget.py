@@ -39,6 +39,10 @@ class TimeBudget:
             return float("inf")
         return millis / 1000 - self._cut
 
+    def lambda_remaining(self) -> float:
+        """The time the Lambda itself has left (the run's own end, ``run_seconds``, not counted)."""
+        return self.remaining() + self._cut
+
     def exhausted(self) -> bool:
         return self.remaining() < self.reserve
 

@@ -26,6 +26,7 @@ class Config:
     create_retry_seconds: float = 30.0  # a request whose create failed transiently waits this long for its next try
     poller_run_seconds: float = 50.0  # a poller run ends (creation included) before the next 1-minute tick
     activity_deadline_hours: float = 24.0
+    activity_missing_hours: float = 6.0  # a 404 ends an activity only after this long missing (or past 10 days)
     retention_days: int = 30
     first_poll_delay_seconds: float = 0.0  # the schedule already spaces polls; raise to skip young activities
     max_poll_interval_seconds: float = 60.0
@@ -45,6 +46,7 @@ ENVIRONMENT = {
     "create_retry_seconds": "CREATE_RETRY_SECONDS",
     "poller_run_seconds": "POLLER_RUN_SECONDS",
     "activity_deadline_hours": "ACTIVITY_DEADLINE_HOURS",
+    "activity_missing_hours": "ACTIVITY_MISSING_HOURS",
     "retention_days": "RETENTION_DAYS",
     "first_poll_delay_seconds": "FIRST_POLL_DELAY_SECONDS",
     "max_poll_interval_seconds": "MAX_POLL_INTERVAL_SECONDS",
@@ -92,6 +94,7 @@ RANGES = {
     "poller_run_seconds": (1.0, 900.0),
     "create_retry_seconds": (0.0, 3600.0),
     "activity_deadline_hours": (1e-6, 240.0),
+    "activity_missing_hours": (0.0, 240.0),
     "retention_days": (1, 3650),
     "first_poll_delay_seconds": (0.0, 3600.0),
     "max_poll_interval_seconds": (0.0, 3600.0),

@@ -11,7 +11,7 @@ import math
 import random
 import time
 from typing import Any, Callable, Protocol
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -113,8 +113,14 @@ class ConstantContactClient:
         return activities, link or None
 
     def _resolve(self, href: str) -> str:
-        # Links are relative to the API host ("/v3/activities?..."): treat them as opaque.
-        return urljoin(self._base_url + "/", href)
+        """A ``_links`` href on the configured API origin; anything else is refused (the token goes with it)."""
+        url = urljoin(self._base_url + "/", href)  # links are relative to the API host ("/v3/activities?...")
+        if _origin(url) != _origin(self._base_url):
+            count("ForeignLinksRefused")
+            logger.error("Constant Contact returned a link to another host; not followed",
+                         extra={"host": urlsplit(url).netloc[:100]})
+            raise PermanentApiError("Constant Contact returned a link to another host; not followed")
+        return url
 
     def _call(self, method: str, url: str, *, endpoint: str, **kwargs: Any) -> Any:
         token = self._tokens.access_token()
@@ -161,6 +167,11 @@ class ConstantContactClient:
             raise TransientApiError(f"Constant Contact {endpoint} connection failed: {type(error).__name__}") from None
         count_call(endpoint, f"{response.status_code // 100}xx")
         return response
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
 
 
 def _answer(response: requests.Response, endpoint: str) -> Any:

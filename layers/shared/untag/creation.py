@@ -11,6 +11,7 @@ and lets go of what it did not finish: it is due again at once for the next driv
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,13 +136,20 @@ def _create(services: Any, budget: TimeBudget, records: list[dict[str, Any]], re
     missing = {record["request_id"]: missing_chunks(record) for record in records}
     without_activities: list[str] = []
     retry_later: set[str] = set()
+    work = deque(_plan_work(requests, missing))
     try:
-        for unit in _plan_work(requests, missing):
+        while work:
+            unit = work.popleft()
             if budget.exhausted():
                 raise _Stop("the Lambda time budget is running out")
             try:
                 activity = services.constant_contact.create_tag_removal(unit.body)
             except PermanentApiError as error:
+                if error.status == 400 and len(unit.carried) > 1:
+                    # One request's bad contact must not fail the others merged with it: split and retry.
+                    count("SharedActivitiesSplit")
+                    work.extendleft(reversed(_halves(unit)))
+                    continue
                 logger.error("Constant Contact refused an activity", extra={
                     "request_ids": [request.request_id for request, _ in unit.carried], "error": str(error)})
                 count("ActivitiesRefused")
@@ -222,6 +230,18 @@ def _pack(groups: list[_Work], request: UntagRequest) -> None:
             return
     groups.append(_Work({"source": {"contact_ids": list(request.source_ids)}, "tag_ids": sorted(request.tag_ids)},
                         [(request, 0)]))
+
+
+def _halves(unit: _Work) -> list[_Work]:
+    """A shared activity split in two, each half carrying whole requests (bisection finds the bad one)."""
+    middle = len(unit.carried) // 2
+    halves = []
+    for carried in (unit.carried[:middle], unit.carried[middle:]):
+        groups: list[_Work] = []
+        for request, _ in carried:
+            _pack(groups, request)
+        halves.extend(groups)
+    return halves
 
 
 def _done(missing: dict[str, set[int]], request_id: str, index: int) -> bool:

@@ -41,6 +41,7 @@ class Message:
 
 def accept_batch(messages: list[Message], services: Any, budget: TimeBudget) -> set[str]:
     """Process one SQS batch; return the ids of the messages to leave in the queue for another try."""
+    services.begin(budget)
     failed: set[str] = set()
     held: list[dict[str, Any]] = []
     calls = affordable_calls(services, budget)

@@ -20,10 +20,11 @@ from untag.budget import TimeBudget
 from untag.constant_contact import ApiError, QuotaExceeded, next_utc_midnight
 from untag.creation import create_due
 from untag.observability import MetricUnit, count, logger, metrics
-from untag.result_event import utc_timestamp
+from untag.result_event import parse_utc, utc_timestamp
 from untag.settlement import finish_if_done, publish
 
 PAGE_SIZE = 500
+RETENTION_SECONDS = 10 * 86400  # Constant Contact keeps activities 10 days; then GET answers 404
 YOUNG_ACTIVITY_SECONDS = 60  # younger activities are read on every run; older ones back off
 _UNKNOWN = object()  # Constant Contact answered 404 for this activity
 
@@ -38,9 +39,11 @@ class PollReport:
     events_published: int = 0
     activities_created: int = 0
     skipped: str = ""
+    listed: bool = False  # a GET /activities page was read in this run: the API root answers
 
 
 def poll(services: Any, budget: TimeBudget) -> PollReport:
+    services.begin(budget)
     store = services.store
     report = PollReport()
     now = services.clock()
@@ -61,19 +64,25 @@ def poll(services: Any, budget: TimeBudget) -> PollReport:
         oldest = max(_age(services.config, item, now) for item in active)
         metrics.add_metric(name="OldestPendingActivityAgeSeconds", unit=MetricUnit.Seconds, value=oldest)
 
+    # An activity past the deadline is read once more: only a fresh "still unfinished" ends it.
     deadline_passed = {item["activity_id"] for item in active if item.get("deadline_at", math.inf) <= now}
-    due = [item for item in active if item["due_at"] <= now and item["activity_id"] not in deadline_passed]
+    due = [item for item in active if item["due_at"] <= now or item["activity_id"] in deadline_passed]
     due_ids = {item["activity_id"] for item in due}
     seen = _read_statuses(services, due, active, budget, report)
+    if _UNKNOWN in seen.values() and not report.listed and not _api_answers(services, report):
+        seen = {key: value for key, value in seen.items() if value is not _UNKNOWN}  # no evidence: end nothing
 
     at = utc_timestamp(now)
     hours = services.config.activity_deadline_hours
     for item in active:
         previous = ActivityStatus.from_record(item)
-        if item["activity_id"] in deadline_passed:
-            status = previous.ended("timed_out", f"not finished within the service's deadline of {hours:g} hours", at)
+        fresh = seen.get(item["activity_id"])
+        if item["activity_id"] in deadline_passed and isinstance(fresh, ActivityStatus) and not fresh.terminal:
+            status = fresh.ended("timed_out", f"not finished within the service's deadline of {hours:g} hours", at)
             count("ActivitiesTimedOutByService")
-        elif seen.get(item["activity_id"]) is _UNKNOWN:
+        elif fresh is _UNKNOWN:
+            if not _gone(services, item, now, report):
+                continue
             status = previous.ended("timed_out", "Constant Contact no longer knows this activity", at)
             count("ActivitiesTimedOutByService")
         elif item["activity_id"] in seen:
@@ -81,7 +90,7 @@ def poll(services: Any, budget: TimeBudget) -> PollReport:
         else:
             continue
         next_poll_at = None if status.terminal else now + _interval(services.config, item, now)
-        if status != previous:
+        if status != previous or item.get("missing_since") is not None:
             if store.update_activity(status, previous_state=item["state"], next_poll_at=next_poll_at):
                 report.activities_updated += 1
                 if status.terminal:
@@ -93,7 +102,16 @@ def poll(services: Any, budget: TimeBudget) -> PollReport:
     report.requests_waiting = _settle(services, final, budget)
     if not report.skipped:  # then, with the time left, create what accepted requests still miss
         report.activities_created = create_due(services, budget).activities_created
+    _report_waiting_requests(services, now)
     return report
+
+
+def _report_waiting_requests(services: Any, now: float) -> None:
+    """How long the longest-waiting recorded request has waited for its activities (RequestsWaitingAlarm)."""
+    waiting = services.store.due_creations(until=None, limit=100)  # held ones included; the list's head
+    received = [moment for moment in (parse_utc(item.get("received_at")) for item in waiting) if moment is not None]
+    age = max(0.0, now - min(received)) if received else 0.0
+    metrics.add_metric(name="OldestWaitingRequestAgeSeconds", unit=MetricUnit.Seconds, value=age)
 
 
 def _read_statuses(services: Any, due: list[dict[str, Any]], active: list[dict[str, Any]], budget: TimeBudget,
@@ -112,6 +130,7 @@ def _read_statuses(services: Any, due: list[dict[str, Any]], active: list[dict[s
                 page, link = client.list_activities(limit=PAGE_SIZE, next_link=link)
                 allowance -= 1
                 report.api_gets += 1
+                report.listed = True
                 seen.update({status.activity_id: status for status in page if status.activity_id in wanted})
                 if wanted <= seen.keys() or not link:
                     break
@@ -130,8 +149,49 @@ def _read_statuses(services: Any, due: list[dict[str, Any]], active: list[dict[s
         services.store.block_quota_until(next_utc_midnight(services.clock()))
         report.skipped = "daily quota spent"
     except ApiError as error:
-        logger.warning("could not read activity statuses; the next run tries again", extra={"error": str(error)})
+        if error.status == 404 and not report.listed:
+            _misconfigured(report, error)
+        else:
+            logger.warning("could not read activity statuses; the next run tries again", extra={"error": str(error)})
     return seen
+
+
+def _api_answers(services: Any, report: PollReport) -> bool:
+    """Whether the configured API root answers at all: a 404 by id is evidence only if the collection is there."""
+    try:
+        services.constant_contact.list_activities(limit=1)
+    except ApiError as error:
+        report.api_gets += 1
+        if error.status == 404:
+            _misconfigured(report, error)
+        return False
+    report.api_gets += 1
+    report.listed = True
+    return True
+
+
+def _misconfigured(report: PollReport, error: ApiError) -> None:
+    """Every read answers 404: the API base URL is wrong. End nothing; say so loudly (alarm)."""
+    report.skipped = "Constant Contact API root answers 404 (check CcApiBaseUrl)"
+    count("ApiRootNotFound")
+    logger.error("the Constant Contact API root answers 404: check CcApiBaseUrl; no activity is ended",
+                 extra={"error": str(error)})
+
+
+def _gone(services: Any, item: dict[str, Any], now: float, report: PollReport) -> bool:
+    """Whether a 404 for an activity is evidence enough: older than Constant Contact keeps activities, or
+    missing for the configured window while the API answers. Otherwise the first miss is noted."""
+    if _age(services.config, item, now) > RETENTION_SECONDS:
+        return True
+    missing_since = services.store.note_missing(item["activity_id"], now,
+                                                next_poll_at=now + _interval(services.config, item, now))
+    missing_for = max(0.0, now - missing_since)  # (stored to the millisecond)
+    if missing_for >= services.config.activity_missing_hours * 3600:
+        return True
+    count("ActivitiesMissing")
+    logger.warning("Constant Contact does not know this activity yet; it is asked again",
+                   extra={"activity_id": item["activity_id"], "missing_seconds": round(missing_for, 1)})
+    return False
 
 
 def _age(config: Any, item: dict[str, Any], now: float) -> float:

@@ -32,6 +32,8 @@ SOURCE_TYPES = LIST_SOURCES + FLAG_SOURCES
 EXCLUDE_ALLOWED_WITH = ("all_active_contacts", "list_ids")
 REQUEST_FIELDS = ("request_id", "source", "exclude", "tag_ids", "metadata", "schema_version")
 
+TAG_IDS_MAX = 500  # tags one request may remove (10 activities' worth): its result event stays small
+
 # Constant Contact's caps for one activity.
 SOURCE_CAPS = {"contact_ids": 500, "list_ids": 50, "tag_ids": 50}
 TAG_IDS_CAP = 50
@@ -189,6 +191,9 @@ def _validate(request: Any, fallback_id: str, body: str, max_activities: int,
         errors.append('schema_version: only "1" is supported')
 
     tag_ids = _id_list(request.get("tag_ids"), "tag_ids", errors, required=True)
+    if len(tag_ids) > TAG_IDS_MAX:
+        errors.append(f"tag_ids: {len(tag_ids)} tags, more than the cap of {TAG_IDS_MAX} tags per request")
+        tag_ids = tag_ids[:TAG_IDS_MAX]
     source_type, source_ids, nested_exclude = _source(request.get("source"), errors)
     exclude_ids = _exclude(request.get("exclude"), nested_exclude, source_type, errors)
     metadata = _metadata(request.get("metadata"), errors)

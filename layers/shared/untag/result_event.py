@@ -29,6 +29,14 @@ def utc_timestamp(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_utc(timestamp: Any) -> float | None:
+    """Epoch seconds of a ``utc_timestamp`` (None if it is not one)."""
+    try:
+        return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
 def event_id(request_id: str, state: str, discriminator: str = "") -> str:
     return str(uuid.uuid5(_EVENT_NAMESPACE, f"{request_id}\n{state}\n{discriminator}"))
 
@@ -121,7 +129,9 @@ def fit_in_one_message(event: dict[str, Any]) -> dict[str, Any]:
     shown = LIST_SHOWN
     while event_bytes(event) > EVENT_MAX_BYTES and shown > 0:  # only with pathological per-entry sizes
         shown //= 2
-        for name in ("activities", "errors"):
+        for name in ("activities", "errors", "tag_ids"):
+            if not isinstance(event.get(name), list):
+                continue
             count = truncated.get(name, {}).get("count", len(event[name]))
             if len(event[name]) > shown:
                 truncated[name] = {"count": count, "shown": shown}

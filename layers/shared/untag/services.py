@@ -10,6 +10,14 @@ from typing import Any, Callable
 from untag.config import Config, load_config
 
 
+# Secrets Manager calls are bounded so that a token refresh has a known longest duration
+# (untag.tokens.longest_refresh_seconds): 1 s to connect, 3 s to answer, no botocore retries
+# (the token provider retries the write itself).
+CLIENT_OPTIONS = {
+    "secretsmanager": {"connect_timeout": 1, "read_timeout": 3, "retries": {"max_attempts": 1, "mode": "standard"}},
+}
+
+
 @dataclass
 class Services:
     config: Config
@@ -20,9 +28,15 @@ class Services:
         """A boto3 client, created on first use (so tests can start moto first)."""
         if service not in self._clients:
             import boto3  # noqa: PLC0415 - created lazily, off the import path
+            from botocore.config import Config as ClientConfig  # noqa: PLC0415
 
-            self._clients[service] = boto3.client(service)
+            options = CLIENT_OPTIONS.get(service)
+            self._clients[service] = boto3.client(service, config=ClientConfig(**options) if options else None)
         return self._clients[service]
+
+    def begin(self, budget: Any) -> None:
+        """Start an invocation: what needs its Lambda time left learns it (the token refresh)."""
+        self.tokens.time_left = budget.lambda_remaining
 
     @cached_property
     def store(self):

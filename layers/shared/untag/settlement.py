@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from untag.activity import TERMINAL_STATES, ActivityStatus
 from untag.observability import MetricUnit, count, logger, metrics
-from untag.result_event import finished_event, utc_timestamp
+from untag.result_event import finished_event, parse_utc, utc_timestamp
 
 
 PUBLISH_CHUNK = 100
@@ -77,9 +76,8 @@ def finish_if_done(services: Any, requests: Iterable[dict[str, Any]],
 
 def _record_duration(received_at: str, now: float) -> None:
     """End-to-end duration of a request: from the intake queue to its result."""
-    try:
-        received = datetime.strptime(received_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
-    except (TypeError, ValueError):
+    received = parse_utc(received_at)
+    if received is None:
         return
     metrics.add_metric(name="RequestDurationSeconds", unit=MetricUnit.Seconds, value=max(0.0, now - received))
 

@@ -145,7 +145,7 @@ class ActivityStore:
             existing = error.response.get("Item")
             return False, _load(existing) if existing else (self.get_request(request.request_id) or {})
 
-    def due_creations(self, *, until: float, limit: int) -> list[dict[str, Any]]:
+    def due_creations(self, *, until: float | None, limit: int) -> list[dict[str, Any]]:
         """Requests whose activities are still to be created and that nobody holds, the longest waiting first."""
         return self._due(DUE_CREATE, until=until, limit=limit)
 
@@ -246,7 +246,8 @@ class ActivityStore:
                 TableName=self._table,
                 Key=_dump(request_key(request_id)),
                 UpdateExpression="SET #status = :finished, finished_at = :finished_at, event = :event, "
-                "#due = :publish, due_at = :now, expires_at = :expires REMOVE lease_until",
+                "#due = :publish, due_at = :now, expires_at = :expires REMOVE lease_until, creation_errors",
+                # (the creation errors are in the event now: the record with its event stays one item)
                 ConditionExpression="#status = :pending",
                 ExpressionAttributeNames={"#status": "status", "#due": "due"},
                 ExpressionAttributeValues=_dump({
@@ -327,7 +328,7 @@ class ActivityStore:
             self._db.update_item(
                 TableName=self._table,
                 Key=_dump(activity_key(activity.activity_id)),
-                UpdateExpression="SET " + ", ".join(assignments),
+                UpdateExpression="SET " + ", ".join(assignments) + " REMOVE missing_since",  # seen: not missing
                 ConditionExpression="#state = :previous",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=_dump(values),
@@ -337,6 +338,16 @@ class ActivityStore:
             if _condition_failed(error):
                 return False
             raise
+
+    def note_missing(self, activity_id: str, now: float, *, next_poll_at: float) -> float:
+        """Constant Contact answered 404 for an activity: when it was first found missing (kept until seen)."""
+        answer = self._db.update_item(
+            TableName=self._table, Key=_dump(activity_key(activity_id)),
+            UpdateExpression="SET missing_since = if_not_exists(missing_since, :now), due_at = :due_at",
+            ExpressionAttributeValues=_dump({":now": _moment(now), ":due_at": _moment(next_poll_at)}),
+            ReturnValues="UPDATED_NEW",
+        )
+        return float(_load(answer["Attributes"])["missing_since"])
 
     def postpone_activity(self, activity_id: str, next_poll_at: float) -> None:
         self._db.update_item(

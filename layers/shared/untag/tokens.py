@@ -21,10 +21,27 @@ from untag.observability import count, count_call, logger
 
 EXPIRY_MARGIN_SECONDS = 300  # refresh this long before expires_at, or a tenth of a shorter token lifetime
 LOCK_NAME = "token-refresh"
-LOCK_LEASE_SECONDS = 30
 WAIT_FOR_OTHER_REFRESH_SECONDS = 20
 TOKEN_ENDPOINT_INTERVAL_SECONDS = 1.0  # the token endpoint allows 1 request per second
-SECRET_WRITE_RETRIES = (0.2, 0.5, 1.0, 2.0, 4.0)  # pauses after each failed write of refreshed tokens
+TOKEN_TIMEOUTS = (3.05, 5.0)  # connect, read: one token call takes at most 8.05 s
+SECRET_WRITE_RETRIES = (0.2, 1.0)  # pauses after each failed write of refreshed tokens (3 writes in all)
+# Each Secrets Manager call is bounded by its client's configuration (untag.services: 1 s connect,
+# 3 s read, no botocore retries), so a whole refresh has a known longest duration.
+SECRET_CALL_SECONDS = 4.0
+
+
+def longest_refresh_seconds(timeouts: tuple[float, float] = TOKEN_TIMEOUTS) -> float:
+    """The longest a refresh can take once it holds the lock: a re-read of the secret, the token endpoint's
+    pacing, two token calls with the 429 pause between them, and every write of the result with its pauses."""
+    token_call = timeouts[0] + timeouts[1]
+    return (SECRET_CALL_SECONDS + TOKEN_ENDPOINT_INTERVAL_SECONDS + 2 * token_call + 2 * TOKEN_ENDPOINT_INTERVAL_SECONDS
+            + (len(SECRET_WRITE_RETRIES) + 1) * SECRET_CALL_SECONDS + sum(SECRET_WRITE_RETRIES))
+
+
+def lock_lease_seconds(timeouts: tuple[float, float] = TOKEN_TIMEOUTS) -> float:
+    """The refresh lock outlasts the longest refresh, with a margin: a second instance can never take it
+    while the first may still spend the refresh token or write its result."""
+    return longest_refresh_seconds(timeouts) * 1.25 + 2.0
 
 
 class SecretStore(Protocol):
@@ -69,7 +86,7 @@ class TokenProvider:
         lock: Lock,
         *,
         session: requests.Session | None = None,
-        timeouts: tuple[float, float] = (3.05, 10.0),
+        timeouts: tuple[float, float] = TOKEN_TIMEOUTS,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ):
@@ -82,6 +99,9 @@ class TokenProvider:
         self._sleep = sleep
         self._tokens: dict[str, Any] | None = None
         self._holder = uuid.uuid4().hex
+        # The Lambda time left to this invocation (set per invocation, untag.services.Services.begin):
+        # a refresh never starts unless it can end, its result stored, before the Lambda does.
+        self.time_left: Callable[[], float] = lambda: float("inf")
 
     def access_token(self) -> str:
         if self._tokens is None:
@@ -108,9 +128,13 @@ class TokenProvider:
         return self._clock() >= expires_at - margin
 
     def _refresh(self, stale_token: str) -> str:
+        longest = longest_refresh_seconds(self._timeouts)
+        if self.time_left() < longest:
+            count("TokenRefreshPostponed")
+            raise TransientApiError(f"too little Lambda time left to refresh the token safely (needs {longest:.0f} s)")
         waited_until = self._clock() + WAIT_FOR_OTHER_REFRESH_SECONDS
         while True:
-            released_at = self._lock.acquire(LOCK_NAME, self._holder, LOCK_LEASE_SECONDS)
+            released_at = self._lock.acquire(LOCK_NAME, self._holder, lock_lease_seconds(self._timeouts))
             if released_at is not None:
                 break
             # Another instance is refreshing: wait, then use what it stored.
@@ -185,13 +209,14 @@ class TokenProvider:
 
     def _store(self, renewed: dict[str, Any]) -> None:
         """Write refreshed tokens to the secret, trying hard: losing a rotated refresh token locks the app out."""
-        for pause in SECRET_WRITE_RETRIES:
+        for pause in (*SECRET_WRITE_RETRIES, None):
             try:
                 self._secret.write(renewed)
                 return
             except Exception as error:  # noqa: BLE001 - any failure: try again, then say so loudly
                 failure = type(error).__name__
-            self._sleep(pause)
+            if pause is not None:
+                self._sleep(pause)
         count("TokenRefreshFailed")
         logger.critical("refreshed Constant Contact tokens could not be written to the secret; "
                         "this instance keeps using them, others will need a re-authorisation",
