@@ -40,6 +40,7 @@ from functools import lru_cache
 from typing import Any, Iterable, Iterator
 from urllib.parse import urlparse
 
+import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.handlers import BUILTIN_HANDLERS
@@ -102,7 +103,6 @@ MANAGED_POLICY_ARN = re.compile(r"^arn:[\w-]+:iam::aws:policy/(.+)$")
 def _transform(template_json: str, region: str) -> dict[str, Any]:
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
-    import boto3
 
     template = json.loads(template_json)
     for resource in template.get("Resources", {}).values():
@@ -434,9 +434,14 @@ def _check_call(model: Any, context: dict[str, Any], **_: Any) -> tuple[AWSRespo
 
 
 # Every botocore session created from now on (boto3's default one included: moto replaces it for each
-# mock) registers these handlers, so every client of the functions' code is checked.
-BUILTIN_HANDLERS.append(("before-parameter-build", _keep_params))
-BUILTIN_HANDLERS.append(("before-call", _check_call))
+# mock) registers these handlers, so every client of the functions' code is checked; so does boto3's
+# current default session, if one exists already. A call the AWS limits plugin (limits.py) refuses is
+# answered by its more specific before-call handler first, and is not seen here.
+_HANDLERS = [("before-parameter-build", _keep_params), ("before-call", _check_call)]
+BUILTIN_HANDLERS.extend(_HANDLERS)
+if boto3.DEFAULT_SESSION is not None:
+    for _event, _handler in _HANDLERS:
+        boto3.DEFAULT_SESSION.events.register(_event, _handler)
 
 
 @contextmanager
