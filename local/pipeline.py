@@ -13,6 +13,7 @@ timeout). ``close()`` removes the results queue.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -20,9 +21,10 @@ import sys
 import time
 import traceback
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import boto3
 
@@ -32,8 +34,22 @@ ROOT = Path(__file__).resolve().parent.parent
 SQS_BATCH_BYTES = 262_144  # SendMessageBatch: at most 10 messages and 256 KiB of bodies per call
 
 
+class RunningFunction(NamedTuple):
+    stack: Stack
+    logical_id: str  # the function's logical id in template.yaml
+
+
+# The function whose code runs in this thread now (its module's init or its handler), else None: in Lambda
+# that code runs under the function's role, so tests attribute the AWS calls made meanwhile to that role.
+# A new thread starts without it; the handler returned by load_handler sets it in the thread that invokes it.
+running_function: ContextVar[RunningFunction | None] = ContextVar("running_function", default=None)
+
+
 def load_handler(stack: Stack, logical_id: str) -> Callable[[dict, Any], Any]:
-    """Import the handler template.yaml names for a function, with the shared layer on the path."""
+    """Import the handler template.yaml names for a function, with the shared layer on the path.
+
+    While the module initialises and while the returned handler runs, ``running_function`` names the function.
+    """
     properties = stack.template["Resources"][logical_id]["Properties"]
     layer_dirs = [ROOT / "layers" / "shared"]
     for layer in layer_dirs:
@@ -44,8 +60,23 @@ def load_handler(stack: Stack, logical_id: str) -> Callable[[dict, Any], Any]:
     path = ROOT / properties["CodeUri"] / f"{module_name.replace('.', '/')}.py"
     spec = importlib.util.spec_from_file_location(f"{logical_id}_{module_name}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return getattr(module, function_name)
+    this_function = RunningFunction(stack, logical_id)
+    token = running_function.set(this_function)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        running_function.reset(token)
+    handler = getattr(module, function_name)
+
+    @functools.wraps(handler)
+    def invoke(event: dict, context: Any) -> Any:
+        token = running_function.set(this_function)
+        try:
+            return handler(event, context)
+        finally:
+            running_function.reset(token)
+
+    return invoke
 
 
 def function_timeout(stack: Stack, logical_id: str) -> float:

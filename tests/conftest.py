@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.aws_rules.limits"]
+pytest_plugins = ["tests.aws_rules.limits", "tests.aws_rules.iam"]  # AWS's rules moto lacks: docs/aws-*.md
 
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ConstantContactUntag")

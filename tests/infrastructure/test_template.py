@@ -138,6 +138,32 @@ def test_poller_runs_alone_on_a_schedule(template):
     assert parameter_default(template, "PollSchedule") == "rate(1 minute)"
 
 
+def schedule_period_seconds(expression: str) -> int:
+    """The period of an EventBridge Scheduler rate() expression."""
+    match = re.fullmatch(r"rate\((\d+) (minute|hour|day)s?\)", expression)
+    assert match, f"not a rate expression: {expression}"
+    return int(match.group(1)) * {"minute": 60, "hour": 3600, "day": 86400}[match.group(2)]
+
+
+def test_a_failed_or_late_poller_run_is_not_retried_the_next_tick_is(template):
+    # Given the poller's asynchronous invocation settings (EventBridge Scheduler invokes it asynchronously;
+    # Lambda's default would retry a failure twice and keep a throttled event up to 6 hours)
+    config = properties(template, "PollerFunction")["EventInvokeConfig"]
+    # Then Lambda does not retry a failed run
+    assert config["MaximumRetryAttempts"] == 0
+    # And drops a tick older than one schedule period (60 s is the least Lambda accepts)
+    period = schedule_period_seconds(parameter_default(template, "PollSchedule"))
+    assert 60 <= int(config["MaximumEventAgeInSeconds"]) <= period
+    # And SAM makes of it the function's EventInvokeConfig resource
+    from tests.aws_rules.iam import transformed_template
+
+    resources = transformed_template(template)["Resources"]
+    (invoke_config,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+    assert invoke_config["FunctionName"] == {"Ref": "PollerFunction"} and invoke_config["Qualifier"] == "$LATEST"
+    assert invoke_config["MaximumRetryAttempts"] == 0
+    assert invoke_config["MaximumEventAgeInSeconds"] == config["MaximumEventAgeInSeconds"]
+
+
 def test_poller_timeout_leaves_room_for_a_full_polling_round(template):
     # Given the poller's timeout and the schedule
     timeout = int(function_setting(template, "PollerFunction", "Timeout"))
@@ -182,6 +208,13 @@ def test_no_iam_statement_targets_every_resource(template):
         assert resources != "*" and "*" not in (resources if isinstance(resources, list) else [resources]), statement
 
 
+# What each function's code calls on the activity table (tests/integration/test_iam_calls.py proves the calls):
+# both drive activity creation from the due-index (the intake for what it accepted, the poller for the rest).
+TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem",
+                 "dynamodb:UpdateItem", "dynamodb:Query"}
+TABLE_RESOURCES = [{"Fn::GetAtt": ["ActivityTable", "Arn"]}, {"Fn::Sub": "${ActivityTable.Arn}/index/due-index"}]
+
+
 def test_functions_are_granted_only_what_the_code_uses_on_this_stack_resources(template):
     # Given each function's policies
     for logical_id in resources_of_type(template, FUNCTION_TYPE):
@@ -189,18 +222,19 @@ def test_functions_are_granted_only_what_the_code_uses_on_this_stack_resources(t
         by_name = {name: value for policy in policies if isinstance(policy, dict) for name, value in policy.items()
                    if name != "Statement"}
         statements = [s for policy in policies if isinstance(policy, dict) for s in policy.get("Statement", ())]
-        # Then the table is read and written on itself and its due-index only, never scanned
+        # Then the table is read and written on itself and its due-index only, never scanned nor deleted from
         (table,) = [s for s in statements if any(a.startswith("dynamodb:") for a in s["Action"])]
-        assert set(table["Action"]) == {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
-                                        "dynamodb:UpdateItem", "dynamodb:Query"}
-        assert table["Resource"] == [{"Fn::GetAtt": ["ActivityTable", "Arn"]},
-                                     {"Fn::Sub": "${ActivityTable.Arn}/index/due-index"}]
+        assert set(table["Action"]) == TABLE_ACTIONS, logical_id
+        assert table["Resource"] == TABLE_RESOURCES, logical_id
         # And the topic permission is scoped to this stack's result topic
         assert by_name["SNSPublishMessagePolicy"] == {"TopicName": {"Fn::GetAtt": ["ResultTopic", "TopicName"]}}
         # And the token secret is read and written back, only this one
         secret_statements = [s for s in statements if "secretsmanager:GetSecretValue" in s["Action"]]
         assert secret_statements and all(s["Resource"] == {"Ref": "TokenSecret"} for s in secret_statements)
-        assert "secretsmanager:PutSecretValue" in secret_statements[0]["Action"]
+        assert {a for s in secret_statements for a in s["Action"]} == {"secretsmanager:GetSecretValue",
+                                                                       "secretsmanager:PutSecretValue"}
+        # And no other statement (the intake's SQS permissions are the event source's, from SAM)
+        assert len(statements) == 2 and len(by_name) == 1, logical_id
 
 
 def test_every_alarm_notifies_the_alarm_topic(template):

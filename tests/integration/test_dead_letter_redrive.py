@@ -7,7 +7,7 @@ from local.dlq import peek, redrive
 
 
 def test_a_message_that_keeps_failing_lands_in_the_dlq_and_redrive_finishes_it(
-        pipeline, simulator, stack, capsys, monkeypatch):
+        pipeline, simulator, stack, capsys, monkeypatch, iam_calls):
     # Given a request without request_id that the intake cannot record for a long time (its table is
     # unreachable: once a request is recorded its message is done, whatever Constant Contact says)
     body = json.dumps({"source": {"contact_ids": ["c1"]}, "tag_ids": ["t1"]})
@@ -23,6 +23,9 @@ def test_a_message_that_keeps_failing_lands_in_the_dlq_and_redrive_finishes_it(
     [message] = peek(pipeline.sqs, stack.dlq_url)
     assert message["Body"] == body
     first_id = message["MessageId"]
+    # (the intake's role allows its own table only: AWS denies every call on the other one)
+    assert {resource.rsplit("/", 1)[-1] for call in iam_calls.take_denied() for resource in call.resources} == {
+        "a-table-that-does-not-exist"}
     assert dlq_main(["list", "--dlq-url", stack.dlq_url]) == 0
     assert first_id in capsys.readouterr().out
 
