@@ -18,6 +18,7 @@ the table is read with the service's own store (``untag.store``), never scanned.
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 import json
 import math
 import os
@@ -46,7 +47,8 @@ if str(ROOT / "layers" / "shared") not in sys.path:  # the service's own domain 
 
 from untag.activity import TERMINAL_STATES  # noqa: E402
 from untag.request import Rejection, read_request  # noqa: E402
-from untag.store import ActivityStore, _load, request_key  # noqa: E402
+from untag.records import RequestRecord  # noqa: E402
+from untag.store import ActivityStore  # noqa: E402
 
 from local import dlq  # noqa: E402
 
@@ -254,7 +256,7 @@ def request_report(target: Target, request_id: str) -> dict[str, Any]:
     """Everything the table knows of one request: the request, its activities, progress, result."""
     store = target.store()
     item = store.get_request(request_id)
-    rejections = _rejections(target, request_id)
+    rejections = store.rejections(request_id)
     if item is None and not rejections:
         raise CliError(
             f"unknown request id {request_id!r}: not in table {target.output('ActivityTableName')} (a request just "
@@ -270,43 +272,35 @@ def request_report(target: Target, request_id: str) -> dict[str, Any]:
     return report
 
 
-def _rejections(target: Target, request_id: str) -> list[dict[str, Any]]:
-    """The rejected events stored under this request id (``REQUEST#<id>`` / ``REJECTED#<key>``)."""
-    answer = target.client("dynamodb").query(
-        TableName=target.output("ActivityTableName"), ConsistentRead=True,
-        KeyConditionExpression="pk = :pk AND begins_with(sk, :rejected)",
-        ExpressionAttributeValues={":pk": {"S": request_key(request_id)["pk"]}, ":rejected": {"S": "REJECTED#"}})
-    return [json.loads(_load(item)["event"]) for item in answer.get("Items", ())]
-
-
-def _accepted(store: ActivityStore, item: dict[str, Any]) -> dict[str, Any]:
-    chunks = sorted(((int(index), activity_id) for index, activity_id in (item.get("activities") or {}).items()))
-    records = store.get_activities({activity_id for _, activity_id in chunks})
+def _accepted(store: ActivityStore, record: RequestRecord) -> dict[str, Any]:
+    chunks = sorted(record.activities.items())
+    known = store.get_activities({activity_id for _, activity_id in chunks})
     activities = []
     for index, activity_id in chunks:
-        record = records.get(activity_id, {"activity_id": activity_id, "state": "unknown", "percent_done": 0})
-        activities.append({"index": index, **{key: record.get(key) for key in (
-            "activity_id", "state", "percent_done", "items_total_count", "items_completed_count", "errors",
-            "created_at", "completed_at")}, "shared_with": [r for r in record.get("request_ids", ())
-                                                            if r != item["request_id"]]})
-    creation_errors = [message for _, message in sorted((item.get("creation_errors") or {}).items(),
-                                                        key=lambda entry: int(entry[0]))]
-    planned = int(item.get("planned") or max(len(chunks), 1))
-    event = json.loads(item["event"]) if item.get("event") else None
+        activity = known.get(activity_id)
+        status = activity.status.as_event() if activity else {
+            "activity_id": activity_id, "state": "unknown", "percent_done": 0, "items_total_count": None,
+            "items_completed_count": None, "errors": [], "created_at": None, "completed_at": None}
+        activities.append({"index": index, **status, "shared_with": [
+            other for other in (activity.request_ids if activity else ()) if other != record.request_id]})
+    creation_errors = record.creation_error_list()
+    planned = record.planned or max(len(chunks), 1)
+    event = json.loads(record.event) if record.event else None
     if event is not None:
         percent = 100
+        creation_errors = creation_errors or [e for e in event.get("errors", ()) if "could not be created" in e]
     else:  # chunks not created yet count 0; a chunk Constant Contact refused is over
         done = sum(int(a["percent_done"] or 0) if a["state"] not in TERMINAL_STATES else 100 for a in activities)
         percent = int((done + 100 * len(creation_errors)) / planned)
     return {
-        "status": item.get("status"),
+        "status": record.status.value,
         "state": event["state"] if event else None,
         "percent_done": percent,
-        "source_type": item.get("source_type"),
-        "tag_ids": item.get("tag_ids"),
-        "metadata": json.loads(item["metadata"]) if item.get("metadata") else None,
-        "received_at": item.get("received_at"),
-        "finished_at": item.get("finished_at"),
+        "source_type": record.source_type,
+        "tag_ids": list(record.tag_ids),
+        "metadata": record.metadata,
+        "received_at": record.received_at,
+        "finished_at": record.finished_at,
         "planned_activities": planned,
         "activities": activities,
         "creation_errors": creation_errors,
@@ -394,14 +388,14 @@ def cmd_pending(args: argparse.Namespace) -> int:
     now = time.time()
     if args.json:
         print(json.dumps({
-            "waiting_requests": [{key: item.get(key) for key in ("request_id", "received_at", "planned", "due_at")}
-                                 | {"created": len(item.get("activities") or {})} for item in waiting],
-            "activities": [{key: item.get(key) for key in ("activity_id", "state", "percent_done", "items_total_count",
-                                                            "items_completed_count", "due_at", "deadline_at",
-                                                            "request_ids")} for item in activities],
-            "unpublished_events": [
-                {"request_id": item.get("request_id"), "sk": item["sk"], "due_at": item.get("due_at")}
-                for item in unpublished],
+            "waiting_requests": [{"request_id": record.request_id, "received_at": record.received_at,
+                                  "planned": record.planned, "created": len(record.activities)} for record in waiting],
+            "activities": [{**{key: value for key, value in record.status.as_event().items() if key in (
+                "activity_id", "state", "percent_done", "items_total_count", "items_completed_count")},
+                "due_at": record.due_at, "deadline_at": record.deadline_at, "request_ids": list(record.request_ids)}
+                for record in activities],
+            "unpublished_events": [{"request_id": publication.request_id, "state": publication.state}
+                                   for publication in unpublished],
         }, indent=2))
         return EXIT_OK
     if not activities and not unpublished and not waiting:
@@ -409,21 +403,19 @@ def cmd_pending(args: argparse.Namespace) -> int:
         return EXIT_OK
     if waiting:
         print(f"{len(waiting)} request(s) recorded, waiting for their activities to be created: "
-              + ", ".join(f"{item.get('request_id')} ({len(item.get('activities') or {})} of {item.get('planned')})"
-                          for item in waiting))
+              + ", ".join(f"{record.request_id} ({len(record.activities)} of {record.planned})" for record in waiting))
     if activities:
         print(f"{len(activities)} activit{'y' if len(activities) == 1 else 'ies'} on the poller's work list")
         print(f"{'ACTIVITY':<38} {'STATE':<11} {'DONE':>4}  {'NEXT LOOK':<14} {'DEADLINE':<16} REQUESTS")
-        for item in activities:
-            state = item.get("state", "?")
-            next_look = "settling" if state in TERMINAL_STATES else _relative(item.get("due_at", now) - now)
-            deadline = _relative(item["deadline_at"] - now) if "deadline_at" in item else "-"
-            requests = ", ".join(item.get("request_ids", ()))
-            print(f"{item.get('activity_id', '?'):<38} {state:<11} {item.get('percent_done') or 0:>3}%  "
-                  f"{next_look:<14} {deadline:<16} {requests}")
+        for record in activities:
+            state = record.status.state
+            next_look = "settling" if record.terminal else _relative((record.due_at or now) - now)
+            deadline = _relative(record.deadline_at - now) if record.deadline_at else "-"
+            print(f"{record.activity_id:<38} {state:<11} {record.status.percent_done or 0:>3}%  "
+                  f"{next_look:<14} {deadline:<16} {', '.join(record.request_ids)}")
     if unpublished:
         print(f"{len(unpublished)} result event(s) stored, waiting to be published (the next poller run retries): "
-              + ", ".join(str(item.get("request_id")) for item in unpublished))
+              + ", ".join(publication.request_id for publication in unpublished))
     return EXIT_OK
 
 
@@ -431,8 +423,7 @@ def cmd_ambiguous(args: argparse.Namespace) -> int:
     """Creates that got no clear answer: each may have left an activity in Constant Contact nobody follows."""
     items = resolve_target(args).store().ambiguous_creates(limit=args.limit)
     if args.json:
-        print(json.dumps([{key: item.get(key) for key in ("request_id", "chunk", "at", "error")} for item in items],
-                         indent=2))
+        print(json.dumps([asdict(item) for item in items], indent=2))
         return EXIT_OK
     if not items:
         print("no ambiguous creates")
@@ -441,8 +432,8 @@ def cmd_ambiguous(args: argparse.Namespace) -> int:
           "have created an activity that is not followed; check its activity list around that time")
     print(f"{'AT (UTC)':<20} {'REQUEST':<40} {'CHUNK':>5}  ERROR")
     for item in items:
-        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(item.get("at") or 0)))
-        print(f"{at:<20} {str(item.get('request_id')):<40} {int(item.get('chunk', 0)) + 1:>5}  {item.get('error')}")
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(item.at))
+        print(f"{at:<20} {item.request_id:<40} {item.chunk + 1:>5}  {item.error}")
     return EXIT_OK
 
 

@@ -213,6 +213,7 @@ def _follow_in_background(capsys, *argv: str) -> tuple[threading.Thread, dict]:
 
 def _publish(stack, *states: str) -> list[dict]:
     from untag.publisher import SnsPublisher
+    from untag.records import Publication
     from untag.result_event import event_id
 
     sns = boto3.client("sns")
@@ -221,7 +222,8 @@ def _publish(stack, *states: str) -> list[dict]:
                "activities": [], "errors": [] if state == "completed" else ["why"], "metadata": None,
                "received_at": "2026-11-26T10:00:00Z", "finished_at": "2026-11-26T10:03:10Z"}
               for n, state in enumerate(states)]
-    assert all(SnsPublisher(lambda: sns, stack.topic_arn).publish(events))
+    publications = [Publication(e["request_id"], json.dumps(e), e["event_type"], e["state"]) for e in events]
+    assert all(SnsPublisher(lambda: sns, stack.topic_arn).publish(publications))
     return events
 
 

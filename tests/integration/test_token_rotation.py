@@ -9,7 +9,7 @@ import pytest
 
 from local.simulator import ConstantContactSimulator
 from untag.constant_contact import AuthenticationError
-from untag.store import ActivityStore
+from untag.controls import Controls
 from untag.tokens import SecretsManagerSecret, TokenProvider
 
 
@@ -44,7 +44,7 @@ class Atomic:
 def provider(stack, oauth) -> TokenProvider:
     """One Lambda instance's token provider (its own memory, the shared secret and lock)."""
     dynamodb, secretsmanager = Atomic(boto3.client("dynamodb")), Atomic(boto3.client("secretsmanager"))
-    store = ActivityStore(lambda: dynamodb, stack.table_name)
+    store = Controls(lambda: dynamodb, stack.table_name)
     secret = SecretsManagerSecret(lambda: secretsmanager, stack.secret_id)
     return TokenProvider(secret, oauth.token_url, store)
 
@@ -143,7 +143,7 @@ def test_refreshed_tokens_reach_the_secret_even_if_the_first_writes_fail(stack, 
     put_secret(stack, tokens)
     secret = FlakySecret(lambda: boto3.client("secretsmanager"), stack.secret_id, failures=2)
     instance = TokenProvider(secret, oauth.token_url,
-                             ActivityStore(lambda: boto3.client("dynamodb"), stack.table_name), sleep=lambda _: None)
+                             Controls(lambda: boto3.client("dynamodb"), stack.table_name), sleep=lambda _: None)
     token = instance.after_unauthorized(tokens["access_token"])
     # Then the rotated refresh token was stored (another instance can refresh with it) and is valid
     stored = read_secret(stack)
@@ -171,7 +171,7 @@ def test_a_second_instance_never_spends_the_refresh_token_while_a_slow_refresh_i
     clock = VirtualClock()
     start = clock.now
     dynamodb, secretsmanager = Atomic(boto3.client("dynamodb")), Atomic(boto3.client("secretsmanager"))
-    store = ActivityStore(lambda: dynamodb, stack.table_name, clock=clock)
+    store = Controls(lambda: dynamodb, stack.table_name, clock=clock)
     secret = SecretsManagerSecret(lambda: secretsmanager, stack.secret_id)
     first = TokenProvider(secret, oauth.token_url, store, clock=clock, sleep=clock.sleep)
     oauth.token_gate = threading.Event()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from untag.aws_limits import SNS_BATCH_MAX_BYTES, sns_entry_bytes
 from untag.publisher import SnsPublisher
+from untag.records import Publication
 
 
 class RecordingSns:
@@ -18,8 +21,9 @@ class RecordingSns:
         return {"Successful": ok, "Failed": failed}
 
 
-def event(n: int, padding: int) -> dict:
-    return {"request_id": f"r-{n}", "event_type": "untag.completed", "state": "completed", "pad": "x" * padding}
+def event(n: int, padding: int) -> Publication:
+    body = {"request_id": f"r-{n}", "event_type": "untag.completed", "state": "completed", "pad": "x" * padding}
+    return Publication(f"r-{n}", json.dumps(body), "untag.completed", "completed")
 
 
 def test_large_events_are_batched_by_bytes_and_small_ones_by_ten():

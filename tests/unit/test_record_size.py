@@ -10,7 +10,7 @@ from untag.aws_limits import DYNAMODB_ITEM_MAX_BYTES
 from untag.creation import ERROR_TEXT_MAX
 from untag.request import BODY_MAX_BYTES, read_request
 from untag.result_event import finished_event
-from untag.store import _dump
+from untag.dynamodb import dump as _dump
 
 MAX_ACTIVITIES = 500  # the template's MaxActivitiesPerRequest MaxValue
 AT = "2026-12-02T10:00:00Z"

@@ -65,15 +65,6 @@ class ActivityStatus:
         event["errors"] = list(self.errors)
         return event
 
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "ActivityStatus":
-        fields = {name: record.get(name) for name in cls.__dataclass_fields__ if name in record}
-        fields["errors"] = tuple(fields.get("errors") or ())
-        for name in ("percent_done", "items_total_count", "items_completed_count"):
-            if fields.get(name) is not None:
-                fields[name] = int(fields[name])
-        return cls(**fields)
-
 
 def _int(value: Any) -> int | None:
     try:

@@ -7,7 +7,6 @@ tokens). Only canonical bodies are sent; tokens never appear in errors or logs.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from typing import Any, Callable, Protocol
@@ -49,11 +48,6 @@ class TransientApiError(ApiError):
 
 class QuotaExceeded(ApiError):
     """The daily request quota is used up: nothing succeeds until 00:00 UTC."""
-
-
-def next_utc_midnight(now: float) -> float:
-    """When a spent daily quota is renewed."""
-    return (math.floor(now / 86400) + 1) * 86400.0
 
 
 class AuthenticationError(ApiError):

@@ -16,14 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from untag.budget import TimeBudget
-from untag.constant_contact import (
-    ApiError,
-    AuthenticationError,
-    PermanentApiError,
-    QuotaExceeded,
-    next_utc_midnight,
-)
+from untag.constant_contact import ApiError, AuthenticationError, PermanentApiError, QuotaExceeded
 from untag.observability import count, logger
+from untag.ports import Ports
+from untag.records import RequestRecord
 from untag.request import SOURCE_CAPS, UntagRequest, can_share_activities, plan_activities
 from untag.settlement import finish_if_done
 
@@ -52,40 +48,22 @@ class _Stop(Exception):
     """Stop starting API calls (time budget, quota, tokens)."""
 
 
-def request_of(record: dict[str, Any]) -> UntagRequest:
-    """The canonical request a creating record holds (its plan)."""
-    return UntagRequest(
-        request_id=record["request_id"],
-        source_type=record["source_type"],
-        source_ids=tuple(record.get("source_ids") or ()),
-        tag_ids=tuple(record["tag_ids"]),
-        exclude_contact_ids=tuple(record.get("exclude_contact_ids") or ()),
-    )
-
-
 def planned_chunks(request: UntagRequest) -> int:
     return 1 if can_share_activities(request) else len(plan_activities(request))
 
 
-def missing_chunks(record: dict[str, Any]) -> set[int]:
-    done = {int(index) for index in record.get("activities") or {}}
-    done |= {int(index) for index in record.get("creation_errors") or {}}
-    return set(range(int(record.get("planned", 1)))) - done
-
-
-def affordable_calls(services: Any, budget: TimeBudget) -> float:
+def affordable_calls(services: Ports, budget: TimeBudget) -> float:
     """How many Constant Contact calls this invocation can still make: its time left at the shared rate."""
     left = budget.remaining() - budget.reserve
     return math.inf if math.isinf(left) else max(0.0, left * services.config.requests_per_second)
 
 
-def create_due(services: Any, budget: TimeBudget, held: list[dict[str, Any]] | None = None) -> CreationReport:
+def create_due(services: Ports, budget: TimeBudget, held: list[RequestRecord] | None = None) -> CreationReport:
     """Create the missing activities of the requests ``held`` (already leased by the caller), then of the
     requests due on the work list, while the time budget, the quota and the tokens allow."""
     report = CreationReport()
-    store = services.store
     held = list(held or ())
-    if store.quota_blocked_until() > services.clock():
+    if services.controls.quota_spent():
         report.stopped = "daily quota spent"
         _let_go(services, held, services.clock())
         return report
@@ -99,7 +77,7 @@ def create_due(services: Any, budget: TimeBudget, held: list[dict[str, Any]] | N
             if not records:
                 return report
             report.requests_held += len(records)
-            seen.update(record["request_id"] for record in records)
+            seen.update(record.request_id for record in records)
             _create(services, budget, records, report)
     except _Stop as stop:
         report.stopped = str(stop)
@@ -107,37 +85,37 @@ def create_due(services: Any, budget: TimeBudget, held: list[dict[str, Any]] | N
         return report
 
 
-def _hold_due(services: Any, budget: TimeBudget, seen: set[str]) -> list[dict[str, Any]]:
+def _hold_due(services: Ports, budget: TimeBudget, seen: set[str]) -> list[RequestRecord]:
     """Lease the due requests this invocation can serve in its remaining time (by planned calls)."""
     store = services.store
     calls = affordable_calls(services, budget)
     due = store.due_creations(until=services.clock(), limit=PAGE)
-    records: list[dict[str, Any]] = []
+    records: list[RequestRecord] = []
     cost = 0.0
     lease = budget.lease_seconds()
     for candidate in due:
         if cost >= calls or budget.exhausted():
             break
-        if candidate["request_id"] in seen:
+        if candidate.request_id in seen:
             continue
-        record = store.hold_creation(candidate["request_id"], lease_seconds=lease)
+        record = store.hold_creation(candidate.request_id, lease_seconds=lease)
         if record is None:
             continue  # another invocation holds it, or it was finished meanwhile
         records.append(record)
-        missing = len(missing_chunks(record))
+        missing = len(record.missing_chunks())
         # A shareable request rides along with others removing the same tags: a fraction of a call.
-        cost += missing * (len(record.get("source_ids") or ()) / SOURCE_CAPS["contact_ids"]
-                           if can_share_activities(request_of(record)) else 1)
+        cost += missing * (len(record.source_ids) / SOURCE_CAPS["contact_ids"]
+                           if can_share_activities(record.plan) else 1)
     return records
 
 
-def _create(services: Any, budget: TimeBudget, records: list[dict[str, Any]], report: CreationReport) -> None:
+def _create(services: Ports, budget: TimeBudget, records: list[RequestRecord], report: CreationReport) -> None:
     store = services.store
-    requests = {record["request_id"]: request_of(record) for record in records}
-    missing = {record["request_id"]: missing_chunks(record) for record in records}
+    requests = {record.request_id: record.plan for record in records}
+    missing = {record.request_id: record.missing_chunks() for record in records}
     without_activities: list[str] = []
     retry_later: set[str] = set()
-    held_until = {record["request_id"]: float(record.get("lease_until") or 0) for record in records}
+    held_until = {record.request_id: record.lease_until for record in records}
     call_seconds = services.config.connect_timeout_seconds + services.config.read_timeout_seconds
     work = deque(_plan_work(requests, missing))
     try:
@@ -169,7 +147,7 @@ def _create(services: Any, budget: TimeBudget, records: list[dict[str, Any]], re
                         without_activities.append(request.request_id)
                 continue
             except QuotaExceeded:
-                store.block_quota_until(next_utc_midnight(services.clock()))
+                services.controls.quota_exceeded()
                 raise _Stop("the daily quota is spent") from None
             except AuthenticationError as error:
                 count("AuthenticationFailed")
@@ -202,7 +180,7 @@ def _create(services: Any, budget: TimeBudget, records: list[dict[str, Any]], re
             finish_if_done(services, store.get_requests(without_activities).values())
 
 
-def _ambiguous(services: Any, unit: _Work, missing: dict[str, set[int]], error: str,
+def _ambiguous(services: Ports, unit: _Work, missing: dict[str, set[int]], error: str,
                without_activities: list[str]) -> None:
     """A create that may have happened (timeout, dropped answer, 5xx): Constant Contact has no idempotency
     key, so a retry may make a second activity. Count it, list it, and never try a chunk a third time."""
@@ -220,9 +198,9 @@ def _ambiguous(services: Any, unit: _Work, missing: dict[str, set[int]], error: 
                 without_activities.append(request.request_id)
 
 
-def _let_go(services: Any, records: list[dict[str, Any]], due_at: float) -> None:
+def _let_go(services: Ports, records: list[RequestRecord], due_at: float) -> None:
     for record in records:
-        services.store.let_go(record["request_id"], due_at=due_at)
+        services.store.let_go(record.request_id, due_at=due_at)
 
 
 def _plan_work(requests: dict[str, UntagRequest], missing: dict[str, set[int]]) -> list[_Work]:

@@ -17,6 +17,8 @@ from typing import Any
 from untag.budget import TimeBudget
 from untag.creation import affordable_calls, create_due, planned_chunks
 from untag.observability import count, logger
+from untag.ports import Ports
+from untag.records import RequestRecord
 from untag.request import (
     REQUEST_ID_PATTERN,
     SOURCE_CAPS,
@@ -39,37 +41,62 @@ class Message:
     fallback_id: str = ""  # the request id when the body has none (the first message id, kept across redrives)
 
 
-def accept_batch(messages: list[Message], services: Any, budget: TimeBudget) -> set[str]:
-    """Process one SQS batch; return the ids of the messages to leave in the queue for another try."""
+def accept_batch(messages: list[Message], services: Ports, budget: TimeBudget) -> set[str]:
+    """Process one SQS batch; return the ids of the messages to leave in the queue for another try.
+
+    Three phases: read every message (pure), record each outcome (a rejection published, a request
+    recorded), then drive creation with the time left. A failure touches only its own message.
+    """
     services.begin(budget)
     failed: set[str] = set()
-    held: list[dict[str, Any]] = []
-    calls = affordable_calls(services, budget)
+    outcomes = _read_all(messages, services, budget, failed)
+    held = _record_all(outcomes, services, budget, failed)
+    _drive(services, budget, held)
+    return failed
+
+
+def _read_all(messages: list[Message], services: Ports, budget: TimeBudget,
+              failed: set[str]) -> list[tuple[Message, UntagRequest | Rejection]]:
+    """Phase 1: each message read on its own (envelopes, variants, rules and caps)."""
+    outcomes = []
     for message in messages:
         if budget.exhausted():  # not read: SQS delivers it again, to an invocation with time
             failed.add(message.message_id)
             continue
+        outcomes.append((message, _read(message, services.config.max_activities_per_request)))
+    return outcomes
+
+
+def _record_all(outcomes: list[tuple[Message, UntagRequest | Rejection]], services: Ports, budget: TimeBudget,
+                failed: set[str]) -> list[RequestRecord]:
+    """Phase 2: publish each rejection, record each request. Returns the requests this invocation holds:
+    only as many as it can serve in its time budget; the others are due at once for any driver."""
+    held: list[RequestRecord] = []
+    calls = affordable_calls(services, budget)
+    for message, outcome in outcomes:
         try:
-            outcome = _read(message, services.config.max_activities_per_request)
             if isinstance(outcome, Rejection):
                 _reject(services, outcome, message)
                 continue
-            # Hold (to create now) only what this invocation can serve; the rest is due for any driver.
             cost = 1 / SOURCE_CAPS["contact_ids"] if can_share_activities(outcome) else planned_chunks(outcome)
-            hold = calls >= cost
-            record = _accept(services, outcome, message, lease=budget.lease_seconds() if hold else None)
+            record = _accept(services, outcome, message, lease=budget.lease_seconds() if calls >= cost else None)
             if record is not None:
                 calls -= cost
                 held.append(record)
         except Exception:  # noqa: BLE001 - only this message is retried; the batch goes on
-            logger.exception("could not accept a message; SQS delivers it again", extra={"message_id": message.message_id})
+            logger.exception("could not record a message; SQS delivers it again",
+                             extra={"message_id": message.message_id})
             count("MessagesRetried")
             failed.add(message.message_id)
+    return held
+
+
+def _drive(services: Ports, budget: TimeBudget, held: list[RequestRecord]) -> None:
+    """Phase 3: create activities with the time left (the held requests first). The messages are done."""
     try:
         create_due(services, budget, held)
     except Exception:  # noqa: BLE001 - the requests are recorded; the next driver resumes them
         logger.exception("activity creation stopped by an error; the next run resumes it")
-    return failed
 
 
 def _read(message: Message, max_activities: int) -> UntagRequest | Rejection:
@@ -83,7 +110,7 @@ def _read(message: Message, max_activities: int) -> UntagRequest | Rejection:
                          (f"body: could not be read ({type(error).__name__})",), body)
 
 
-def _accept(services: Any, request: UntagRequest, message: Message, *, lease: float | None) -> dict[str, Any] | None:
+def _accept(services: Ports, request: UntagRequest, message: Message, *, lease: float | None) -> RequestRecord | None:
     """Record a valid request; the record when this invocation holds it to create its activities now."""
     store = services.store
     received_at = utc_timestamp(message.sent_at or services.clock())
@@ -92,33 +119,32 @@ def _accept(services: Any, request: UntagRequest, message: Message, *, lease: fl
     if created:
         count("RequestsReceived")
         return record if lease is not None else None
-    existing = record
-    if existing.get("fingerprint") == request.fingerprint:
+    if record.fingerprint == request.fingerprint:
         count("DuplicateRequests")
         logger.info("duplicate delivery of an accepted request; nothing to do",
-                    extra={"request_id": request.request_id, "status": existing.get("status")})
+                    extra={"request_id": request.request_id, "status": record.status.value})
         return None
     count("RequestIdReused")
     logger.warning("request_id already used for a different request; this message is rejected",
                    extra={"request_id": request.request_id})
     _reject(services, Rejection(
         request.request_id,
-        (f"request_id: already used for a different request (received {existing.get('received_at')}); "
+        (f"request_id: already used for a different request (received {record.received_at}); "
          "give this request a new request_id",),
         message.body, tag_ids=request.tag_ids, source_type=request.source_type, metadata=request.metadata,
     ), message)
     return None
 
 
-def _reject(services: Any, rejection: Rejection, message: Message) -> None:
+def _reject(services: Ports, rejection: Rejection, message: Message) -> None:
     """Store and publish the rejected event (once per distinct bad body); nothing goes to Constant Contact."""
     count("RequestsRejected")
     logger.info("request rejected", extra={"request_id": rejection.request_id, "errors": list(rejection.errors)})
     received_at = utc_timestamp(message.sent_at or services.clock())
     event = rejected_event(rejection, received_at=received_at, finished_at=utc_timestamp(services.clock()))
-    stored = services.store.put_rejection(rejection.request_id, rejection_key(rejection), event)
-    if stored is not None:  # None: an earlier delivery already published it
-        publish(services, [stored])
+    publication = services.store.put_rejection(rejection.request_id, rejection_key(rejection), event)
+    if publication is not None:  # None: an earlier delivery already published it
+        publish(services, [publication])
 
 
 def message_from_record(record: dict[str, Any]) -> Message:

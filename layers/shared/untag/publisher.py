@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from untag.aws_limits import SNS_BATCH_MAX_BYTES, SNS_BATCH_MAX_ENTRIES, SNS_MESSAGE_MAX_BYTES, sns_entry_bytes
 from untag.observability import count, logger
-from untag.result_event import message_attributes
+from untag.records import Publication
+from untag.result_event import attributes
 
 
 class SnsPublisher:
@@ -15,19 +16,20 @@ class SnsPublisher:
         self._client_factory = client_factory
         self._topic_arn = topic_arn
 
-    def publish(self, events: Sequence[dict[str, Any]]) -> list[bool]:
-        """Publish each event; returns, per event, whether SNS accepted it (failures stay due)."""
-        accepted = [False] * len(events)
+    def publish(self, publications: Sequence[Publication]) -> list[bool]:
+        """Publish each stored event as stored; returns, per event, whether SNS accepted it (failures stay due)."""
+        accepted = [False] * len(publications)
         entries = []
-        for position, event in enumerate(events):
-            message, attributes = json.dumps(event), message_attributes(event)
-            size = sns_entry_bytes(message, attributes)
+        for position, publication in enumerate(publications):
+            message, message_attributes = publication.event, attributes(publication.event_type, publication.state)
+            size = sns_entry_bytes(message, message_attributes)
             if size > SNS_MESSAGE_MAX_BYTES:  # result_event.fit_in_one_message prevents it; never send what SNS refuses
                 count("ResultEventTooLarge")
                 logger.error("result event over SNS's message size; not published",
-                             extra={"request_id": event.get("request_id"), "bytes": size})
+                             extra={"request_id": publication.request_id, "bytes": size})
                 continue
-            entries.append((position, {"Id": str(position), "Message": message, "MessageAttributes": attributes}, size))
+            entries.append((position, {"Id": str(position), "Message": message,
+                                       "MessageAttributes": message_attributes}, size))
         for batch in _batches(entries):
             try:
                 answer = self._client_factory().publish_batch(

@@ -164,7 +164,11 @@ def rejection_key(rejection: Rejection) -> str:
 
 def message_attributes(event: dict[str, Any]) -> dict[str, dict[str, str]]:
     """SNS message attributes that subscription filter policies can match on."""
+    return attributes(event["event_type"], event["state"])
+
+
+def attributes(event_type: str, state: str) -> dict[str, dict[str, str]]:
     return {
-        "event_type": {"DataType": "String", "StringValue": event["event_type"]},
-        "state": {"DataType": "String", "StringValue": event["state"]},
+        "event_type": {"DataType": "String", "StringValue": event_type},
+        "state": {"DataType": "String", "StringValue": state},
     }

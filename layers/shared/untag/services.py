@@ -46,6 +46,12 @@ class Services:
                              retention_days=self.config.retention_days, clock=self.clock)
 
     @cached_property
+    def controls(self):
+        from untag.controls import Controls
+
+        return Controls(lambda: self.aws("dynamodb"), self.config.table_name, clock=self.clock)
+
+    @cached_property
     def publisher(self):
         from untag.publisher import SnsPublisher
 
@@ -56,7 +62,7 @@ class Services:
         from untag.tokens import SecretsManagerSecret, TokenProvider
 
         secret = SecretsManagerSecret(lambda: self.aws("secretsmanager"), self.config.token_secret_id)
-        return TokenProvider(secret, self.config.token_url, self.store, clock=self.clock)
+        return TokenProvider(secret, self.config.token_url, self.controls, clock=self.clock)
 
     @cached_property
     def constant_contact(self):
@@ -72,7 +78,7 @@ class Services:
         return ConstantContactClient(
             self.config.api_base_url,
             self.tokens,
-            rate_limiter=SharedRateLimiter(self.store, self.config.requests_per_second, clock=self.clock),
+            rate_limiter=SharedRateLimiter(self.controls, self.config.requests_per_second, clock=self.clock),
             timeouts=(self.config.connect_timeout_seconds, self.config.read_timeout_seconds),
             session=session,
         )

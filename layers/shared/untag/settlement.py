@@ -7,68 +7,65 @@ publish the same content, and an event SNS did not take stays due for the next r
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from typing import Any, Iterable
+from collections.abc import Iterable
 
-from untag.activity import TERMINAL_STATES, ActivityStatus
+from untag.budget import TimeBudget
 from untag.observability import MetricUnit, count, logger, metrics
+from untag.ports import Ports
+from untag.records import ActivityRecord, Publication, RequestRecord, RequestStatus
 from untag.result_event import finished_event, parse_utc, utc_timestamp
 
 
 PUBLISH_CHUNK = 100
 
 
-def activity_ids_of(request: dict[str, Any]) -> list[str]:
-    return list(dict.fromkeys((request.get("activities") or {}).values()))
-
-
-def finish_if_done(services: Any, requests: Iterable[dict[str, Any]],
-                   known: dict[str, dict[str, Any]] | None = None, budget: Any = None) -> tuple[set[str], set[str]]:
+def finish_if_done(services: Ports, requests: Iterable[RequestRecord],
+                   known: dict[str, ActivityRecord] | None = None,
+                   budget: TimeBudget | None = None) -> tuple[set[str], set[str]]:
     """Finish every given pending request whose activities are all final.
 
     Returns (ids waiting for an activity, ids left for the next run because the time budget ran low).
     """
     store = services.store
-    pending = [request for request in requests if request.get("status") == "pending"]
+    pending = [request for request in requests if request.status is RequestStatus.PENDING]
     known = dict(known or {})
-    missing = {aid for request in pending for aid in activity_ids_of(request)} - known.keys()
+    missing = {aid for request in pending for aid in request.activity_ids()} - known.keys()
     if missing:
         known.update(store.get_activities(missing))
-    finished_items: list[dict[str, Any]] = []  # each holds the stored event to publish
+    publications: list[Publication] = []
     waiting: set[str] = set()
     deferred: set[str] = set()
     finished: Counter[str] = Counter()
     now = services.clock()
     for position, request in enumerate(pending):
         if budget is not None and budget.exhausted():
-            deferred.update(request["request_id"] for request in pending[position:])
+            deferred.update(request.request_id for request in pending[position:])
             break
-        if len(finished_items) >= PUBLISH_CHUNK:
-            publish(services, finished_items)
-            finished_items = []
-        records = [known.get(aid) for aid in activity_ids_of(request)]
-        if any(record is None or record.get("state") not in TERMINAL_STATES for record in records):
-            waiting.add(request["request_id"])
+        if len(publications) >= PUBLISH_CHUNK:
+            publish(services, publications)
+            publications = []
+        activities = [known.get(aid) for aid in request.activity_ids()]
+        if any(activity is None or not activity.terminal for activity in activities):
+            waiting.add(request.request_id)
             continue
         event = finished_event(
-            request_id=request["request_id"],
-            tag_ids=request["tag_ids"],
-            source_type=request["source_type"],
-            metadata=json.loads(request["metadata"]) if request.get("metadata") else None,
-            activities=[ActivityStatus.from_record(record) for record in records],
-            creation_errors=[message for _, message in sorted((request.get("creation_errors") or {}).items(),
-                                                               key=lambda entry: int(entry[0]))],
-            received_at=request["received_at"],
+            request_id=request.request_id,
+            tag_ids=request.tag_ids,
+            source_type=request.source_type,
+            metadata=request.metadata,
+            activities=[activity.status for activity in activities],
+            creation_errors=request.creation_error_list(),
+            received_at=request.received_at,
             finished_at=utc_timestamp(now),
         )
-        finished_item = store.finish_request(request["request_id"], event)
-        if finished_item is not None:
-            finished_items.append(finished_item)
+        publication = store.finish_request(request.request_id, event)
+        if publication is not None:
+            publications.append(publication)
             finished[f"Requests{event['state'].title().replace('_', '')}"] += 1
-            _record_duration(request["received_at"], now)
-            logger.info("request finished", extra={"request_id": event["request_id"], "state": event["state"]})
-    publish(services, finished_items)
+            _record_duration(request.received_at, now)
+            logger.info("request finished", extra={"request_id": request.request_id, "state": event["state"]})
+    publish(services, publications)
     for name, value in finished.items():
         count(name, value)
     return waiting, deferred
@@ -82,14 +79,14 @@ def _record_duration(received_at: str, now: float) -> None:
     metrics.add_metric(name="RequestDurationSeconds", unit=MetricUnit.Seconds, value=max(0.0, now - received))
 
 
-def publish(services: Any, items: list[dict[str, Any]]) -> int:
-    """Publish the events stored in these items; take each one SNS accepted off the work list."""
-    if not items:
+def publish(services: Ports, publications: list[Publication]) -> int:
+    """Publish these stored events, as stored; take each one SNS accepted off the work list."""
+    if not publications:
         return 0
-    accepted = services.publisher.publish([json.loads(item["event"]) for item in items])
-    services.store.mark_published([item for item, ok in zip(items, accepted) if ok])
+    accepted = services.publisher.publish(publications)
+    services.store.mark_published([publication for publication, ok in zip(publications, accepted) if ok])
     published = sum(accepted)
     count("ResultEventsPublished", published)
-    if published < len(items):
-        count("ResultEventsPublishFailed", len(items) - published)
+    if published < len(publications):
+        count("ResultEventsPublishFailed", len(publications) - published)
     return published

@@ -1,4 +1,4 @@
-"""The activity table (DynamoDB): requests, their activities, and the service's shared controls.
+"""The activity table (DynamoDB): requests, their activities, and the result events due.
 
 Items (one table, ``pk``/``sk``):
 - ``REQUEST#<request_id>`` / ``REQUEST``: the request as accepted, with its plan (the canonical
@@ -8,26 +8,31 @@ Items (one table, ``pk``/``sk``):
 - ``REQUEST#<request_id>`` / ``REJECTED#<key>``: a rejected message and its event.
 - ``ACTIVITY#<activity_id>`` / ``ACTIVITY``: what Constant Contact last said of an activity and
   the requests it carries.
-- ``CONTROL#...``: the daily-quota block, the token-refresh lock, the rate limiter's slots.
+- ``REQUEST#<request_id>`` / ``AMBIGUOUS#<chunk>#<n>``: a create that got no clear answer.
+- ``CONTROL#...``: the shared controls (``untag.controls``).
 
 The sparse index ``due-index`` (``due``, ``due_at``) holds the work lists: partition ``CREATE``
 the requests whose activities are still to be created, ``ACTIVITY`` the activities to poll or
 settle, ``PUBLISH`` the events still to publish.
-Every state transition is a conditional write.
+Every state transition is a conditional write. The store owns every conversion: callers get
+records (``untag.records``), never items, Decimals or JSON strings.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from decimal import Decimal
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from untag.activity import ActivityStatus
+from untag.aws_limits import DYNAMODB_BATCH_WRITE_MAX_ITEMS
+from untag.dynamodb import batch_get, dump, load, moment
+from untag.dynamodb import condition_failed as _condition_failed
 from untag.observability import logger
+from untag.records import ActivityRecord, AmbiguousCreate, Publication, RequestRecord, RequestStatus
 from untag.request import UntagRequest
 
 DUE_INDEX = "due-index"
@@ -35,10 +40,6 @@ DUE_ACTIVITY = "ACTIVITY"
 DUE_PUBLISH = "PUBLISH"
 DUE_CREATE = "CREATE"
 DUE_AMBIGUOUS = "AMBIGUOUS"
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
 
 def request_key(request_id: str) -> dict[str, str]:
     return {"pk": f"REQUEST#{request_id}", "sk": "REQUEST"}
@@ -48,41 +49,46 @@ def activity_key(activity_id: str) -> dict[str, str]:
     return {"pk": f"ACTIVITY#{activity_id}", "sk": "ACTIVITY"}
 
 
-def _dump(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _serializer.serialize(_dynamo_value(value)) for key, value in item.items()}
+def rejection_key(request_id: str, key: str) -> dict[str, str]:
+    return {"pk": f"REQUEST#{request_id}", "sk": f"REJECTED#{key}"}
 
 
-def _dynamo_value(value: Any) -> Any:
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, (list, tuple)):
-        return [_dynamo_value(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _dynamo_value(item) for key, item in value.items()}
-    return value
+def _request_record(item: dict[str, Any]) -> RequestRecord:
+    return RequestRecord(
+        request_id=item["request_id"],
+        status=RequestStatus(item["status"]),
+        fingerprint=item.get("fingerprint", ""),
+        tag_ids=tuple(item.get("tag_ids") or ()),
+        source_type=item.get("source_type", ""),
+        received_at=item.get("received_at", ""),
+        planned=int(item.get("planned", 1)),
+        source_ids=tuple(item.get("source_ids") or ()),
+        exclude_contact_ids=tuple(item.get("exclude_contact_ids") or ()),
+        metadata=json.loads(item["metadata"]) if item.get("metadata") else None,
+        activities={int(index): value for index, value in (item.get("activities") or {}).items()},
+        creation_errors={int(index): value for index, value in (item.get("creation_errors") or {}).items()},
+        ambiguous_creates={int(index): int(value) for index, value in (item.get("ambiguous_creates") or {}).items()},
+        lease_until=float(item.get("lease_until") or 0),
+        finished_at=item.get("finished_at"),
+        event=item.get("event"),
+    )
 
 
-def _load(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
+def _activity_record(item: dict[str, Any]) -> ActivityRecord:
+    fields = {name: item[name] for name in ActivityStatus.__dataclass_fields__ if name in item}
+    fields["errors"] = tuple(fields.get("errors") or ())
+    return ActivityRecord(
+        status=ActivityStatus(**fields),
+        request_ids=tuple(item.get("request_ids") or ()),
+        deadline_at=float(item.get("deadline_at", 0)),
+        due_at=float(item["due_at"]) if "due_at" in item else None,
+        missing_since=float(item["missing_since"]) if "missing_since" in item else None,
+    )
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
-
-
-def _moment(epoch: float) -> float:
-    """A point in time on the work list: epoch seconds to the millisecond (whole seconds would hold work back)."""
-    return round(epoch, 3)
-
-
-def _condition_failed(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+def _publication(item: dict[str, Any]) -> Publication:
+    event = json.loads(item["event"])
+    return Publication(item["request_id"], item["event"], event["event_type"], event["state"], stored=item)
 
 
 class ActivityStore:
@@ -127,85 +133,90 @@ class ActivityStore:
             "activities": {},
             "creation_errors": {},
             "ambiguous_creates": {},
-            "lease_until": _moment(lease_until),
+            "lease_until": moment(lease_until),
             "due": DUE_CREATE,
-            "due_at": _moment(max(now, lease_until)),
+            "due_at": moment(max(now, lease_until)),
         }
         item = {key: value for key, value in item.items() if value is not None}
         try:
             self._db.put_item(
                 TableName=self._table,
-                Item=_dump(item),
+                Item=dump(item),
                 ConditionExpression="attribute_not_exists(pk)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-            return True, item
+            return True, _request_record(item)
         except ClientError as error:
             if not _condition_failed(error):
                 raise
             existing = error.response.get("Item")
-            return False, _load(existing) if existing else (self.get_request(request.request_id) or {})
+            if existing:
+                return False, _request_record(load(existing))
+            record = self.get_request(request.request_id)
+            if record is None:  # (deleted in between: cannot happen with this table's writes)
+                raise
+            return False, record
 
-    def due_creations(self, *, until: float | None, limit: int) -> list[dict[str, Any]]:
+    def due_creations(self, *, until: float | None, limit: int) -> list[RequestRecord]:
         """Requests whose activities are still to be created and that nobody holds, the longest waiting first."""
-        return self._due(DUE_CREATE, until=until, limit=limit)
+        return [_request_record(item) for item in self._due(DUE_CREATE, until=until, limit=limit)]
 
-    def hold_creation(self, request_id: str, *, lease_seconds: float) -> dict[str, Any] | None:
+    def hold_creation(self, request_id: str, *, lease_seconds: float) -> RequestRecord | None:
         """Take a request to create its activities (until the lease ends); its whole record, or None if
         another invocation holds it or it is no longer being created."""
         now = self._clock()
-        lease_until = _moment(now + lease_seconds)
+        lease_until = moment(now + lease_seconds)
         try:
             answer = self._db.update_item(
                 TableName=self._table,
-                Key=_dump(request_key(request_id)),
+                Key=dump(request_key(request_id)),
                 UpdateExpression="SET lease_until = :lease, due_at = :lease",
                 ConditionExpression="#status = :creating AND lease_until < :now",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=_dump({":lease": lease_until, ":creating": "creating", ":now": _moment(now)}),
+                ExpressionAttributeValues=dump({":lease": lease_until, ":creating": "creating", ":now": moment(now)}),
                 ReturnValues="ALL_NEW",
             )
         except ClientError as error:
             if _condition_failed(error):
                 return None
             raise
-        return _load(answer["Attributes"])
+        return _request_record(load(answer["Attributes"]))
 
     def let_go(self, request_id: str, *, due_at: float) -> None:
         """This invocation stops creating the request for now: it is due again at ``due_at`` for anyone."""
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key=_dump(request_key(request_id)),
+                Key=dump(request_key(request_id)),
                 UpdateExpression="SET lease_until = :zero, due_at = :due_at",
                 ConditionExpression="#status = :creating",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=_dump({":zero": 0, ":creating": "creating", ":due_at": _moment(due_at)}),
+                ExpressionAttributeValues=dump({":zero": 0, ":creating": "creating", ":due_at": moment(due_at)}),
             )
         except ClientError as error:
             if not _condition_failed(error):
                 raise
 
-    def get_request(self, request_id: str) -> dict[str, Any] | None:
-        answer = self._db.get_item(TableName=self._table, Key=_dump(request_key(request_id)), ConsistentRead=True)
-        return _load(answer["Item"]) if "Item" in answer else None
+    def get_request(self, request_id: str) -> RequestRecord | None:
+        answer = self._db.get_item(TableName=self._table, Key=dump(request_key(request_id)), ConsistentRead=True)
+        return _request_record(load(answer["Item"])) if "Item" in answer else None
 
-    def get_requests(self, request_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        items = self._batch_get([request_key(request_id) for request_id in dict.fromkeys(request_ids)])
-        return {item["request_id"]: item for item in items}
+    def get_requests(self, request_ids: Iterable[str]) -> dict[str, RequestRecord]:
+        keys = [request_key(request_id) for request_id in dict.fromkeys(request_ids)]
+        return {item["request_id"]: _request_record(item) for item in batch_get(self._db, self._table, keys)}
 
     def record_activity(self, activity: ActivityStatus, carried: list[tuple[str, int, bool]], *, first_poll_at: float,
                         deadline_at: float) -> None:
         """Store a just-created activity and link it to each (request_id, chunk index, is-last-chunk)."""
         self._db.put_item(
             TableName=self._table,
-            Item=_dump({
+            Item=dump({
                 **activity_key(activity.activity_id),
                 **{key: value for key, value in activity.as_event().items() if value is not None},
                 "request_ids": sorted({request_id for request_id, _, _ in carried}),
-                "deadline_at": _moment(deadline_at),
+                "deadline_at": moment(deadline_at),
                 "due": DUE_ACTIVITY,
-                "due_at": _moment(first_poll_at),
+                "due_at": moment(first_poll_at),
             }),
         )
         for request_id, index, last in carried:
@@ -217,24 +228,25 @@ class ActivityStore:
         Also listed for operators (``untag ambiguous``) on the ``AMBIGUOUS`` work list."""
         now = self._clock()
         answer = self._db.update_item(
-            TableName=self._table, Key=_dump(request_key(request_id)),
+            TableName=self._table, Key=dump(request_key(request_id)),
             UpdateExpression="SET ambiguous_creates.#index = if_not_exists(ambiguous_creates.#index, :zero) + :one",
             ConditionExpression="#status = :creating",
             ExpressionAttributeNames={"#index": str(index), "#status": "status"},
-            ExpressionAttributeValues=_dump({":zero": 0, ":one": 1, ":creating": "creating"}),
-            ReturnValues="UPDATED_NEW",
+            ExpressionAttributeValues=dump({":zero": 0, ":one": 1, ":creating": "creating"}),
+            ReturnValues="ALL_NEW",
         )
-        times = int(_load(answer["Attributes"])["ambiguous_creates"][str(index)])
-        self._db.put_item(TableName=self._table, Item=_dump({
+        times = int(load(answer["Attributes"])["ambiguous_creates"][str(index)])
+        self._db.put_item(TableName=self._table, Item=dump({
             "pk": f"REQUEST#{request_id}", "sk": f"AMBIGUOUS#{index}#{times}", "request_id": request_id,
-            "chunk": index, "error": error[:300], "at": _moment(now), "due": DUE_AMBIGUOUS, "due_at": _moment(now),
+            "chunk": index, "error": error[:300], "at": moment(now), "due": DUE_AMBIGUOUS, "due_at": moment(now),
             "expires_at": self._expires_at(),
         }))
         return times
 
-    def ambiguous_creates(self, *, limit: int = 1000) -> list[dict[str, Any]]:
+    def ambiguous_creates(self, *, limit: int = 1000) -> list[AmbiguousCreate]:
         """Creates that got no clear answer, oldest first (each may have left an activity nobody follows)."""
-        return self._due(DUE_AMBIGUOUS, limit=limit)
+        return [AmbiguousCreate(item["request_id"], int(item["chunk"]), float(item["at"]), item.get("error", ""))
+                for item in self._due(DUE_AMBIGUOUS, limit=limit)]
 
     def record_creation_error(self, request_id: str, index: int, message: str, *, last: bool) -> None:
         self._record_chunk(request_id, index, "creation_errors", message, last)
@@ -250,11 +262,11 @@ class ActivityStore:
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key=_dump(request_key(request_id)),
+                Key=dump(request_key(request_id)),
                 UpdateExpression=update,
                 ConditionExpression="#status = :creating",
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_dump(values),
+                ExpressionAttributeValues=dump(values),
             )
         except ClientError as error:
             if not _condition_failed(error):
@@ -263,57 +275,65 @@ class ActivityStore:
             logger.warning("request no longer being created here; chunk not recorded",
                            extra={"request_id": request_id, "chunk": index})
 
-    def finish_request(self, request_id: str, event: dict[str, Any]) -> dict[str, Any] | None:
-        """pending -> finished, storing the result event to publish; the finished item, or None if
+    def finish_request(self, request_id: str, event: dict[str, Any]) -> Publication | None:
+        """pending -> finished, storing the result event to publish; its publication, or None if
         another run finished it first."""
         now = self._clock()
         try:
             answer = self._db.update_item(
                 TableName=self._table,
-                Key=_dump(request_key(request_id)),
+                Key=dump(request_key(request_id)),
                 UpdateExpression="SET #status = :finished, finished_at = :finished_at, event = :event, "
                 "#due = :publish, due_at = :now, expires_at = :expires REMOVE lease_until, creation_errors",
                 # (the creation errors are in the event now: the record with its event stays one item)
                 ConditionExpression="#status = :pending",
                 ExpressionAttributeNames={"#status": "status", "#due": "due"},
-                ExpressionAttributeValues=_dump({
+                ExpressionAttributeValues=dump({
                     ":finished": "finished", ":pending": "pending", ":finished_at": event["finished_at"],
-                    ":event": json.dumps(event), ":publish": DUE_PUBLISH, ":now": _moment(now),
+                    ":event": json.dumps(event), ":publish": DUE_PUBLISH, ":now": moment(now),
                     ":expires": self._expires_at(),
                 }),
                 ReturnValues="ALL_NEW",
             )
-            return _load(answer["Attributes"])
+            return _publication(load(answer["Attributes"]))
         except ClientError as error:
             if _condition_failed(error):
                 return None
             raise
 
-    def put_rejection(self, request_id: str, key: str, event: dict[str, Any]) -> dict[str, Any] | None:
-        """Store a rejection; the item to publish, or None if an earlier delivery already published it."""
+    def put_rejection(self, request_id: str, key: str, event: dict[str, Any]) -> Publication | None:
+        """Store a rejection; its publication, or None if an earlier delivery already published it."""
         item = {
-            "pk": f"REQUEST#{request_id}", "sk": f"REJECTED#{key}", "request_id": request_id, "status": "rejected",
-            "event": json.dumps(event), "due": DUE_PUBLISH, "due_at": _moment(self._clock()), "expires_at": self._expires_at(),
+            **rejection_key(request_id, key), "request_id": request_id, "status": "rejected",
+            "event": json.dumps(event), "due": DUE_PUBLISH, "due_at": moment(self._clock()), "expires_at": self._expires_at(),
         }
         try:
-            self._db.put_item(TableName=self._table, Item=_dump(item), ConditionExpression="attribute_not_exists(pk)",
+            self._db.put_item(TableName=self._table, Item=dump(item), ConditionExpression="attribute_not_exists(pk)",
                               ReturnValuesOnConditionCheckFailure="ALL_OLD")
-            return item
+            return _publication(item)
         except ClientError as error:
             if not _condition_failed(error):
                 raise
-            stored = _load(error.response["Item"]) if error.response.get("Item") else item
-            return stored if "due" in stored else None
+            stored = load(error.response["Item"]) if error.response.get("Item") else item
+            return _publication(stored) if "due" in stored else None
+
+    def rejections(self, request_id: str) -> list[dict[str, Any]]:
+        """The rejected events stored under a request id, oldest key first."""
+        answer = self._db.query(
+            TableName=self._table, ConsistentRead=True,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :rejected)",
+            ExpressionAttributeValues=dump({":pk": request_key(request_id)["pk"], ":rejected": "REJECTED#"}))
+        return [json.loads(load(item)["event"]) for item in answer.get("Items", ())]
 
     # -- the poller's work list -------------------------------------------------------------
 
-    def due_activities(self, *, limit: int = 5000) -> list[dict[str, Any]]:
+    def due_activities(self, *, limit: int = 5000) -> list[ActivityRecord]:
         """The poller's work list: activities to poll or settle, the soonest due first."""
-        return self._due(DUE_ACTIVITY, limit=limit)
+        return [_activity_record(item) for item in self._due(DUE_ACTIVITY, limit=limit)]
 
-    def due_publications(self, *, until: float | None = None, limit: int = 5000) -> list[dict[str, Any]]:
+    def due_publications(self, *, until: float | None = None, limit: int = 5000) -> list[Publication]:
         """Result events stored but not yet accepted by SNS (due by ``until``)."""
-        return self._due(DUE_PUBLISH, until=until, limit=limit)
+        return [_publication(item) for item in self._due(DUE_PUBLISH, until=until, limit=limit)]
 
     def _due(self, partition: str, *, until: float | None = None, limit: int = 5000) -> list[dict[str, Any]]:
         """Items of one partition of the due index, soonest first (optionally only those due by ``until``)."""
@@ -321,24 +341,24 @@ class ActivityStore:
         values: dict[str, Any] = {":partition": partition}
         if until is not None:
             condition += " AND due_at <= :until"
-            values[":until"] = _moment(until)
+            values[":until"] = moment(until)
         arguments = {
             "TableName": self._table, "IndexName": DUE_INDEX, "KeyConditionExpression": condition,
-            "ExpressionAttributeNames": {"#due": "due"}, "ExpressionAttributeValues": _dump(values),
+            "ExpressionAttributeNames": {"#due": "due"}, "ExpressionAttributeValues": dump(values),
             "ScanIndexForward": True,
         }
         items: list[dict[str, Any]] = []
         while len(items) < limit:
             answer = self._db.query(**arguments, Limit=min(1000, limit - len(items)))
-            items.extend(_load(item) for item in answer.get("Items", ()))
+            items.extend(load(item) for item in answer.get("Items", ()))
             if "LastEvaluatedKey" not in answer:
                 break
             arguments["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
         return items
 
-    def get_activities(self, activity_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        items = self._batch_get([activity_key(activity_id) for activity_id in dict.fromkeys(activity_ids)])
-        return {item["activity_id"]: item for item in items}
+    def get_activities(self, activity_ids: Iterable[str]) -> dict[str, ActivityRecord]:
+        keys = [activity_key(activity_id) for activity_id in dict.fromkeys(activity_ids)]
+        return {item["activity_id"]: _activity_record(item) for item in batch_get(self._db, self._table, keys)}
 
     def update_activity(self, activity: ActivityStatus, *, previous_state: str, next_poll_at: float | None) -> bool:
         """Store a newer status (conditional on the state we read); ``next_poll_at`` None once it is final."""
@@ -348,16 +368,16 @@ class ActivityStore:
         assignments = [f"#{key} = :{key}" for key in fields]
         if next_poll_at is not None:
             assignments.append("due_at = :due_at")
-            values[":due_at"] = _moment(next_poll_at)
+            values[":due_at"] = moment(next_poll_at)
         values[":previous"] = previous_state
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key=_dump(activity_key(activity.activity_id)),
+                Key=dump(activity_key(activity.activity_id)),
                 UpdateExpression="SET " + ", ".join(assignments) + " REMOVE missing_since",  # seen: not missing
                 ConditionExpression="#state = :previous",
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_dump(values),
+                ExpressionAttributeValues=dump(values),
             )
             return True
         except ClientError as error:
@@ -368,30 +388,31 @@ class ActivityStore:
     def note_missing(self, activity_id: str, now: float, *, next_poll_at: float) -> float:
         """Constant Contact answered 404 for an activity: when it was first found missing (kept until seen)."""
         answer = self._db.update_item(
-            TableName=self._table, Key=_dump(activity_key(activity_id)),
+            TableName=self._table, Key=dump(activity_key(activity_id)),
             UpdateExpression="SET missing_since = if_not_exists(missing_since, :now), due_at = :due_at",
-            ExpressionAttributeValues=_dump({":now": _moment(now), ":due_at": _moment(next_poll_at)}),
+            ExpressionAttributeValues=dump({":now": moment(now), ":due_at": moment(next_poll_at)}),
             ReturnValues="ALL_NEW",  # (UPDATED_NEW may leave out an attribute if_not_exists kept)
         )
-        return float(_load(answer["Attributes"])["missing_since"])
+        return float(load(answer["Attributes"])["missing_since"])
 
     def postpone_activity(self, activity_id: str, next_poll_at: float) -> None:
         self._db.update_item(
-            TableName=self._table, Key=_dump(activity_key(activity_id)),
+            TableName=self._table, Key=dump(activity_key(activity_id)),
             UpdateExpression="SET due_at = :due_at", ConditionExpression="attribute_exists(#due)",
-            ExpressionAttributeNames={"#due": "due"}, ExpressionAttributeValues=_dump({":due_at": _moment(next_poll_at)}),
+            ExpressionAttributeNames={"#due": "due"}, ExpressionAttributeValues=dump({":due_at": moment(next_poll_at)}),
         )
 
     def settle_activity(self, activity_id: str) -> None:
         """The activity is final and every request it carries has taken note: leave the work list."""
         self._leave_work_list(activity_key(activity_id))
 
-    def mark_published(self, items: list[dict[str, Any]]) -> None:
-        """Take published items off the work list: whole-item puts, 25 a call (nothing else writes them now)."""
-        puts = [{"PutRequest": {"Item": _dump({key: value for key, value in item.items() if key not in ("due", "due_at")})}}
-                for item in items]
-        for start in range(0, len(puts), 25):
-            pending: dict[str, Any] = {self._table: puts[start : start + 25]}
+    def mark_published(self, publications: list[Publication]) -> None:
+        """Take published events off the work list: whole-item puts, 25 a call (nothing else writes them now)."""
+        puts = [{"PutRequest": {"Item": dump({key: value for key, value in publication.stored.items()
+                                              if key not in ("due", "due_at")})}}
+                for publication in publications]
+        for start in range(0, len(puts), DYNAMODB_BATCH_WRITE_MAX_ITEMS):
+            pending: dict[str, Any] = {self._table: puts[start : start + DYNAMODB_BATCH_WRITE_MAX_ITEMS]}
             for attempt in range(8):
                 pending = self._db.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
                 if not pending:
@@ -401,82 +422,12 @@ class ActivityStore:
     def _leave_work_list(self, key: dict[str, str]) -> None:
         try:
             self._db.update_item(
-                TableName=self._table, Key=_dump(key),
+                TableName=self._table, Key=dump(key),
                 UpdateExpression="REMOVE #due, due_at SET expires_at = :expires",
                 ConditionExpression="attribute_exists(#due)",
                 ExpressionAttributeNames={"#due": "due"},
-                ExpressionAttributeValues=_dump({":expires": self._expires_at()}),
+                ExpressionAttributeValues=dump({":expires": self._expires_at()}),
             )
         except ClientError as error:
             if not _condition_failed(error):
                 raise
-
-    # -- shared controls --------------------------------------------------------------------
-
-    def quota_blocked_until(self) -> float:
-        answer = self._db.get_item(TableName=self._table, Key=_dump({"pk": "CONTROL#quota", "sk": "CONTROL"}))
-        return float(_load(answer["Item"]).get("blocked_until", 0)) if "Item" in answer else 0.0
-
-    def block_quota_until(self, until: float) -> None:
-        self._db.put_item(TableName=self._table, Item=_dump({
-            "pk": "CONTROL#quota", "sk": "CONTROL", "blocked_until": int(until), "expires_at": int(until + 86400),
-        }))
-
-    def acquire(self, name: str, holder: str, lease_seconds: float) -> float | None:
-        """A lease-based lock; returns when it was last released (epoch seconds) or None if another holds it."""
-        now = self._clock()
-        try:
-            answer = self._db.update_item(
-                TableName=self._table, Key=_dump({"pk": f"CONTROL#lock#{name}", "sk": "CONTROL"}),
-                UpdateExpression="SET holder = :holder, lease_until = :lease",
-                ConditionExpression="attribute_not_exists(holder) OR lease_until < :now",
-                ExpressionAttributeValues=_dump({":holder": holder, ":lease": now + lease_seconds, ":now": now}),
-                ReturnValues="ALL_OLD",
-            )
-        except ClientError as error:
-            if _condition_failed(error):
-                return None
-            raise
-        return float(_load(answer.get("Attributes", {})).get("released_at", 0))
-
-    def release(self, name: str, holder: str) -> None:
-        try:
-            self._db.update_item(
-                TableName=self._table, Key=_dump({"pk": f"CONTROL#lock#{name}", "sk": "CONTROL"}),
-                UpdateExpression="REMOVE holder, lease_until SET released_at = :now",
-                ConditionExpression="holder = :holder",
-                ExpressionAttributeValues=_dump({":holder": holder, ":now": self._clock()}),
-            )
-        except ClientError as error:
-            if not _condition_failed(error):
-                raise
-
-    def reserve_slot(self, slot: int) -> bool:
-        """Take one rate-limiter slot (shared by every instance); False if another took it."""
-        try:
-            self._db.put_item(
-                TableName=self._table,
-                Item=_dump({"pk": f"CONTROL#rate#{slot}", "sk": "CONTROL", "expires_at": int(self._clock() + 3600)}),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-            return True
-        except ClientError as error:
-            if _condition_failed(error):
-                return False
-            raise
-
-    # -- helpers ----------------------------------------------------------------------------
-
-    def _batch_get(self, keys: list[dict[str, str]]) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        for start in range(0, len(keys), 100):
-            pending: dict[str, Any] = {self._table: {"Keys": [_dump(key) for key in keys[start : start + 100]],
-                                                     "ConsistentRead": True}}
-            for attempt in range(8):
-                answer = self._db.batch_get_item(RequestItems=pending)
-                items.extend(_load(item) for item in answer.get("Responses", {}).get(self._table, ()))
-                pending = answer.get("UnprocessedKeys") or {}
-                if not pending:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-        return items
