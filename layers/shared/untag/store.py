@@ -32,63 +32,13 @@ from untag.aws_limits import DYNAMODB_BATCH_WRITE_MAX_ITEMS
 from untag.dynamodb import batch_get, dump, load, moment
 from untag.dynamodb import condition_failed as _condition_failed
 from untag.observability import logger
-from untag.records import ActivityRecord, AmbiguousCreate, Publication, RequestRecord, RequestStatus
+from untag.records import ActivityRecord, AmbiguousCreate, Publication, RequestRecord
 from untag.request import UntagRequest
 
-DUE_INDEX = "due-index"
-DUE_ACTIVITY = "ACTIVITY"
-DUE_PUBLISH = "PUBLISH"
-DUE_CREATE = "CREATE"
-DUE_AMBIGUOUS = "AMBIGUOUS"
-
-def request_key(request_id: str) -> dict[str, str]:
-    return {"pk": f"REQUEST#{request_id}", "sk": "REQUEST"}
-
-
-def activity_key(activity_id: str) -> dict[str, str]:
-    return {"pk": f"ACTIVITY#{activity_id}", "sk": "ACTIVITY"}
-
-
-def rejection_key(request_id: str, key: str) -> dict[str, str]:
-    return {"pk": f"REQUEST#{request_id}", "sk": f"REJECTED#{key}"}
-
-
-def _request_record(item: dict[str, Any]) -> RequestRecord:
-    return RequestRecord(
-        request_id=item["request_id"],
-        status=RequestStatus(item["status"]),
-        fingerprint=item.get("fingerprint", ""),
-        tag_ids=tuple(item.get("tag_ids") or ()),
-        source_type=item.get("source_type", ""),
-        received_at=item.get("received_at", ""),
-        planned=int(item.get("planned", 1)),
-        source_ids=tuple(item.get("source_ids") or ()),
-        exclude_contact_ids=tuple(item.get("exclude_contact_ids") or ()),
-        metadata=json.loads(item["metadata"]) if item.get("metadata") else None,
-        activities={int(index): value for index, value in (item.get("activities") or {}).items()},
-        creation_errors={int(index): value for index, value in (item.get("creation_errors") or {}).items()},
-        ambiguous_creates={int(index): int(value) for index, value in (item.get("ambiguous_creates") or {}).items()},
-        lease_until=float(item.get("lease_until") or 0),
-        finished_at=item.get("finished_at"),
-        event=item.get("event"),
-    )
-
-
-def _activity_record(item: dict[str, Any]) -> ActivityRecord:
-    fields = {name: item[name] for name in ActivityStatus.__dataclass_fields__ if name in item}
-    fields["errors"] = tuple(fields.get("errors") or ())
-    return ActivityRecord(
-        status=ActivityStatus(**fields),
-        request_ids=tuple(item.get("request_ids") or ()),
-        deadline_at=float(item.get("deadline_at", 0)),
-        due_at=float(item["due_at"]) if "due_at" in item else None,
-        missing_since=float(item["missing_since"]) if "missing_since" in item else None,
-    )
-
-
-def _publication(item: dict[str, Any]) -> Publication:
-    event = json.loads(item["event"])
-    return Publication(item["request_id"], item["event"], event["event_type"], event["state"], stored=item)
+from untag.table_items import (  # the table's keys and its item <-> record conversions
+    DUE_ACTIVITY, DUE_AMBIGUOUS, DUE_CREATE, DUE_INDEX, DUE_PUBLISH, activity_key, activity_record, publication,
+    rejection_key, request_key, request_record,
+)
 
 
 class ActivityStore:
@@ -145,13 +95,13 @@ class ActivityStore:
                 ConditionExpression="attribute_not_exists(pk)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-            return True, _request_record(item)
+            return True, request_record(item)
         except ClientError as error:
             if not _condition_failed(error):
                 raise
             existing = error.response.get("Item")
             if existing:
-                return False, _request_record(load(existing))
+                return False, request_record(load(existing))
             record = self.get_request(request.request_id)
             if record is None:  # (deleted in between: cannot happen with this table's writes)
                 raise
@@ -159,7 +109,7 @@ class ActivityStore:
 
     def due_creations(self, *, until: float | None, limit: int) -> list[RequestRecord]:
         """Requests whose activities are still to be created and that nobody holds, the longest waiting first."""
-        return [_request_record(item) for item in self._due(DUE_CREATE, until=until, limit=limit)]
+        return [request_record(item) for item in self._due(DUE_CREATE, until=until, limit=limit)]
 
     def hold_creation(self, request_id: str, *, lease_seconds: float) -> RequestRecord | None:
         """Take a request to create its activities (until the lease ends); its whole record, or None if
@@ -180,7 +130,7 @@ class ActivityStore:
             if _condition_failed(error):
                 return None
             raise
-        return _request_record(load(answer["Attributes"]))
+        return request_record(load(answer["Attributes"]))
 
     def let_go(self, request_id: str, *, due_at: float) -> None:
         """This invocation stops creating the request for now: it is due again at ``due_at`` for anyone."""
@@ -199,11 +149,11 @@ class ActivityStore:
 
     def get_request(self, request_id: str) -> RequestRecord | None:
         answer = self._db.get_item(TableName=self._table, Key=dump(request_key(request_id)), ConsistentRead=True)
-        return _request_record(load(answer["Item"])) if "Item" in answer else None
+        return request_record(load(answer["Item"])) if "Item" in answer else None
 
     def get_requests(self, request_ids: Iterable[str]) -> dict[str, RequestRecord]:
         keys = [request_key(request_id) for request_id in dict.fromkeys(request_ids)]
-        return {item["request_id"]: _request_record(item) for item in batch_get(self._db, self._table, keys)}
+        return {item["request_id"]: request_record(item) for item in batch_get(self._db, self._table, keys)}
 
     def record_activity(self, activity: ActivityStatus, carried: list[tuple[str, int, bool]], *, first_poll_at: float,
                         deadline_at: float) -> None:
@@ -295,7 +245,7 @@ class ActivityStore:
                 }),
                 ReturnValues="ALL_NEW",
             )
-            return _publication(load(answer["Attributes"]))
+            return publication(load(answer["Attributes"]))
         except ClientError as error:
             if _condition_failed(error):
                 return None
@@ -310,12 +260,12 @@ class ActivityStore:
         try:
             self._db.put_item(TableName=self._table, Item=dump(item), ConditionExpression="attribute_not_exists(pk)",
                               ReturnValuesOnConditionCheckFailure="ALL_OLD")
-            return _publication(item)
+            return publication(item)
         except ClientError as error:
             if not _condition_failed(error):
                 raise
             stored = load(error.response["Item"]) if error.response.get("Item") else item
-            return _publication(stored) if "due" in stored else None
+            return publication(stored) if "due" in stored else None
 
     def rejections(self, request_id: str) -> list[dict[str, Any]]:
         """The rejected events stored under a request id, oldest key first."""
@@ -329,11 +279,11 @@ class ActivityStore:
 
     def due_activities(self, *, limit: int = 5000) -> list[ActivityRecord]:
         """The poller's work list: activities to poll or settle, the soonest due first."""
-        return [_activity_record(item) for item in self._due(DUE_ACTIVITY, limit=limit)]
+        return [activity_record(item) for item in self._due(DUE_ACTIVITY, limit=limit)]
 
     def due_publications(self, *, until: float | None = None, limit: int = 5000) -> list[Publication]:
         """Result events stored but not yet accepted by SNS (due by ``until``)."""
-        return [_publication(item) for item in self._due(DUE_PUBLISH, until=until, limit=limit)]
+        return [publication(item) for item in self._due(DUE_PUBLISH, until=until, limit=limit)]
 
     def _due(self, partition: str, *, until: float | None = None, limit: int = 5000) -> list[dict[str, Any]]:
         """Items of one partition of the due index, soonest first (optionally only those due by ``until``)."""
@@ -358,7 +308,7 @@ class ActivityStore:
 
     def get_activities(self, activity_ids: Iterable[str]) -> dict[str, ActivityRecord]:
         keys = [activity_key(activity_id) for activity_id in dict.fromkeys(activity_ids)]
-        return {item["activity_id"]: _activity_record(item) for item in batch_get(self._db, self._table, keys)}
+        return {item["activity_id"]: activity_record(item) for item in batch_get(self._db, self._table, keys)}
 
     def update_activity(self, activity: ActivityStatus, *, previous_state: str, next_poll_at: float | None) -> bool:
         """Store a newer status (conditional on the state we read); ``next_poll_at`` None once it is final."""
