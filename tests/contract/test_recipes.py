@@ -1,4 +1,4 @@
-"""The wiring recipes of the README (docs/recipes/*.yaml) work as documented.
+"""The wiring recipes of docs/recipes.md (docs/recipes/*.yaml) work as documented.
 
 Every snippet passes cfn-lint (with the serverless rules, as `make lint` runs them on template.yaml).
 Each is then exercised with the stack in moto and the service's own functions (``pipeline``):
@@ -63,7 +63,7 @@ def settle(pipeline, requests: int) -> dict[str, dict[str, Any]]:
 def test_the_recipes_are_the_ones_documented():
     names = sorted(path.name for path in RECIPES.glob("*.yaml"))
     assert names == ["eventbridge-rule.yaml", "failures-subscriber.yaml", "sns-fan-in.yaml", "step-functions.yaml"]
-    wiring = (ROOT / "README.md").read_text(encoding="utf-8")
+    wiring = (ROOT / "docs" / "recipes.md").read_text(encoding="utf-8")
     assert all(f"docs/recipes/{name}" in wiring for name in names)
 
 

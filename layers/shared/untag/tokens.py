@@ -69,7 +69,7 @@ class SecretsManagerSecret:
         try:
             value = json.loads(answer["SecretString"])
         except (KeyError, ValueError):
-            raise AuthenticationError("the token secret is not the JSON the README documents") from None
+            raise AuthenticationError("the token secret is not the JSON docs/contracts.md documents") from None
         if not isinstance(value, dict) or not isinstance(value.get("access_token"), str):
             raise AuthenticationError("the token secret has no access_token")
         return value
