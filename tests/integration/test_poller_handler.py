@@ -156,14 +156,22 @@ def test_an_activity_missing_from_the_collection_is_checked_by_id_and_ends_timed
         "r-1": "completed", "r-2": "timed_out", "r-3": "completed"}
 
 
+def created_under_a_short_deadline(request_id, invoke, sqs_event, simulator, table, monkeypatch, *,
+                                   polls_before: int = 0) -> str:
+    """An activity created under a service deadline of 0.36 s, polled ``polls_before`` times, its deadline past."""
+    monkeypatch.setenv("ACTIVITY_DEADLINE_HOURS", "0.0001")
+    invoke.intake(sqs_event(list_request(request_id, "t-1")))
+    [activity_id] = simulator.activities
+    for _ in range(polls_before):
+        invoke.poller()
+    time.sleep(max(0.0, table.activity(activity_id)["deadline_at"] - time.time()))  # at most the 0.36 s
+    return activity_id
+
+
 def test_an_activity_past_the_service_deadline_ends_timed_out_once_a_fresh_read_says_it_is_unfinished(
         invoke, sqs_event, simulator, table, monkeypatch):
-    # Given a service deadline of 0.36 s and an activity created under it
-    monkeypatch.setenv("ACTIVITY_DEADLINE_HOURS", "0.0001")
-    invoke.intake(sqs_event(list_request("r-late", "t-1")))
-    [activity_id] = simulator.activities
-    # ... whose deadline has passed (waiting at most the 0.36 s)
-    time.sleep(max(0.0, table.activity(activity_id)["deadline_at"] - time.time()))
+    # Given an activity whose deadline has passed
+    created_under_a_short_deadline("r-late", invoke, sqs_event, simulator, table, monkeypatch)
     simulator.reset_counters()
 
     # When the poller runs
@@ -181,11 +189,7 @@ def test_an_activity_past_the_service_deadline_ends_timed_out_once_a_fresh_read_
 def test_an_activity_that_completed_by_the_deadline_is_completed_not_timed_out(
         invoke, sqs_event, simulator, table, monkeypatch):
     # Given an activity read once (processing), whose deadline then passes while Constant Contact finishes it
-    monkeypatch.setenv("ACTIVITY_DEADLINE_HOURS", "0.0001")
-    invoke.intake(sqs_event(list_request("r-done", "t-1")))
-    [activity_id] = simulator.activities
-    invoke.poller()
-    time.sleep(max(0.0, table.activity(activity_id)["deadline_at"] - time.time()))
+    created_under_a_short_deadline("r-done", invoke, sqs_event, simulator, table, monkeypatch, polls_before=1)
 
     # When the poller runs after the deadline
     invoke.poller()
@@ -198,10 +202,7 @@ def test_an_activity_that_completed_by_the_deadline_is_completed_not_timed_out(
 def test_no_activity_is_ended_by_the_deadline_while_it_cannot_be_read(
         invoke, sqs_event, simulator, table, monkeypatch):
     # Given an activity past the deadline and Constant Contact failing every read
-    monkeypatch.setenv("ACTIVITY_DEADLINE_HOURS", "0.0001")
-    invoke.intake(sqs_event(list_request("r-blind", "t-1")))
-    [activity_id] = simulator.activities
-    time.sleep(max(0.0, table.activity(activity_id)["deadline_at"] - time.time()))
+    activity_id = created_under_a_short_deadline("r-blind", invoke, sqs_event, simulator, table, monkeypatch)
     simulator.fail_next("GET", "/v3/activities", 503, count=10)
 
     # When the poller runs
