@@ -13,18 +13,17 @@ ARGS ?=
 
 .PHONY: run test lint build validate deploy bench dlq-list dlq-redrive clean cli
 
-$(STAMP): requirements-dev.txt layers/shared/requirements.txt
+# The project itself is installed in editable mode: the operator CLI as .venv/bin/untag, and the
+# domain package `untag` (layers/shared/untag) importable by the developer kit and the benchmarks.
+$(STAMP): requirements-dev.txt layers/shared/requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation --editable .
 	touch $(STAMP)
 
-cli: $(BIN)/untag ## the operator CLI as a console script: .venv/bin/untag --help
+cli: $(STAMP) ## the operator CLI, installed in the dev venv: .venv/bin/untag --help (operators: pipx install .)
 
-$(BIN)/untag: $(STAMP) local/cli.py
-	printf '#!/bin/sh\n# untag: the operator CLI (local/cli.py), written by make\nPYTHONPATH="%s$${PYTHONPATH:+:$$PYTHONPATH}" exec "%s" -m local.cli "$$@"\n' "$(CURDIR)" "$(abspath $(BIN))/python" > $@
-	chmod +x $@
-
-run: $(STAMP) $(BIN)/untag ## the whole pipeline on this machine: moto + the Constant Contact simulator, no AWS, no Docker
+run: $(STAMP) ## the whole pipeline on this machine: moto + the Constant Contact simulator, no AWS, no Docker
 	$(BIN)/python -m local.runner $(if $(REQUESTS),--requests $(REQUESTS)) $(ARGS)
 
 test: $(STAMP) ## every test, offline
@@ -37,7 +36,7 @@ $(CHECKOVVENV)/bin/checkov:
 lint: $(STAMP) $(CHECKOVVENV)/bin/checkov ## cfn-lint (with serverless rules), checkov, bandit: skips only with a written reason
 	$(BIN)/cfn-lint template.yaml -a cfn_lint_serverless.rules
 	$(CHECKOVVENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
-	$(BIN)/bandit -q -ll -r layers functions local bench
+	$(BIN)/bandit -q -ll -r layers functions untag_operator local bench
 
 bench: $(STAMP) ## API and AWS call counts, throughput and cold start; writes bench/results.json
 	$(BIN)/python -m bench
@@ -56,10 +55,10 @@ deploy: build
 	$(SAMVENV)/bin/sam deploy $(if $(ENV),--config-env $(ENV))
 
 dlq-list: $(STAMP) ## poison messages of a deployed stack: make dlq-list STACK=cc-untag-dev
-	$(BIN)/python -m local.dlq list --stack $(STACK)
+	$(BIN)/untag --stack $(STACK) dlq list
 
 dlq-redrive: $(STAMP)
-	$(BIN)/python -m local.dlq redrive --stack $(STACK)
+	$(BIN)/untag --stack $(STACK) dlq redrive
 
 clean:
 	rm -rf $(VENV) $(SAMVENV) $(CHECKOVVENV) .aws-sam bench/results.json
