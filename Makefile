@@ -24,7 +24,7 @@ $(STAMP): requirements-dev.txt layers/shared/requirements.txt pyproject.toml
 cli: $(STAMP) ## the operator CLI, installed in the dev venv: .venv/bin/untag --help (operators: pipx install .)
 
 run: $(STAMP) ## the whole pipeline on this machine: moto + the Constant Contact simulator, no AWS, no Docker
-	$(BIN)/python -m local.runner $(if $(REQUESTS),--requests $(REQUESTS)) $(ARGS)
+	$(BIN)/python -m devkit.runner $(if $(REQUESTS),--requests $(REQUESTS)) $(ARGS)
 
 test: $(STAMP) ## every test, offline
 	$(BIN)/python -m pytest
@@ -36,7 +36,7 @@ $(CHECKOVVENV)/bin/checkov:
 lint: $(STAMP) $(CHECKOVVENV)/bin/checkov ## cfn-lint (with serverless rules), checkov, bandit: skips only with a written reason
 	$(BIN)/cfn-lint template.yaml -a cfn_lint_serverless.rules
 	$(CHECKOVVENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
-	$(BIN)/bandit -q -ll -r layers functions untag_operator local bench
+	$(BIN)/bandit -q -ll -r layers functions untag_operator devkit bench
 
 bench: $(STAMP) ## API and AWS call counts, throughput and cold start; writes bench/results.json
 	$(BIN)/python -m bench

@@ -15,8 +15,8 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from local import runner
-from local.simulator import TAGGINGS_REMOVE, ConstantContactSimulator
+from devkit import runner
+from devkit.simulator import TAGGINGS_REMOVE, ConstantContactSimulator
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,9 +38,11 @@ def request_file(tmp_path: Path) -> Path:
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """`python -m local.runner ARGS` as `make run` starts it (stdout and stderr not terminals)."""
-    return subprocess.run([sys.executable, "-m", "local.runner", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    """`python -m devkit.runner ARGS` as `make run` starts it (stdout and stderr not terminals)."""
+    # The domain package as `make` makes it importable (the dev venv has the project installed in editable mode)
+    path = os.pathsep.join(filter(None, [str(ROOT / "layers" / "shared"), os.environ.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "devkit.runner", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path})
 
 
 def summary_value(stdout: str, label: str) -> str:
@@ -194,7 +196,7 @@ def test_aws_endpoint_creates_the_template_resources_there_and_refuses_reused_re
 
 @pytest.mark.slow
 def test_rehearsal_uses_a_deployed_stack_and_a_real_api(request_file: Path, moto_endpoint: str, tmp_path: Path):
-    from local.stack import provision
+    from devkit.stack import provision
 
     deployed = provision(endpoint_url=moto_endpoint, prefix="cc-untag-dev")
     outputs = tmp_path / "outputs.json"
@@ -257,8 +259,8 @@ def test_stack_outputs_without_a_real_api_is_refused():
 
 def test_a_message_the_intake_always_fails_ends_in_the_dlq_and_the_run_says_it_cannot_finish(
         moto_endpoint: str, monkeypatch: pytest.MonkeyPatch):
-    from local.pipeline import LocalPipeline
-    from local.stack import provision
+    from devkit.pipeline import LocalPipeline
+    from devkit.stack import provision
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     stack = provision(parameters={"MaxReceiveCount": 5})

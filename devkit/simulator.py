@@ -656,7 +656,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m local.simulator", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m devkit.simulator", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--rate-limit", type=float, default=4.0, help="API requests per second (0: unlimited)")
     parser.add_argument("--daily-quota", type=int, default=10_000, help="API requests per day (0: unlimited)")

@@ -1,16 +1,16 @@
 """`make run`: the whole untag pipeline on one machine, driven end to end, watched live and summed up.
 
 Starts an embedded AWS (moto's ThreadedMotoServer on 127.0.0.1, resources built from
-template.yaml by ``local.stack``) and the Constant Contact simulator, sends untag requests to the
-intake queue, then drives the two functions in this process through ``local.pipeline`` (the SQS
+template.yaml by ``devkit.stack``) and the Constant Contact simulator, sends untag requests to the
+intake queue, then drives the two functions in this process through ``devkit.pipeline`` (the SQS
 event source mapping and the poller's schedule, emulated) until every request has its result
 event or the timeout passes. Prints a live progress line (plain log lines when not a terminal),
 then the result events and a summary. Exit status: 0 every request reached a final state,
 1 some did not, 2 bad arguments or input, 3 the environment could not be set up, 130 interrupted.
 
-    python -m local.runner                       # the sample requests of events/
-    python -m local.runner --requests FILE.jsonl # one untag request per line
-    python -m local.runner --generate 1000       # a generated load
+    python -m devkit.runner                       # the sample requests of events/
+    python -m devkit.runner --requests FILE.jsonl # one untag request per line
+    python -m devkit.runner --generate 1000       # a generated load
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from typing import Any, Iterator, TextIO
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = ROOT / "events"
 SAMPLE_EVENT_FILES = ("intake-sqs-batch.json", "intake-invalid.json")
-SHARED_LAYER = ROOT / "layers" / "shared"
 
 # Local pacing at --speed 1; every duration below is divided by --speed.
 ACTIVITY_SECONDS = 3.0  # a simulated activity finishes this long after it was created
@@ -139,12 +138,6 @@ def generate_requests(count: int, run_id: str) -> list[str]:
     return [json.dumps(body, separators=(",", ":")) for body in bodies]
 
 
-def _layer_on_path() -> None:
-    """The shared layer (the ``untag`` package) importable, as ``local.pipeline.load_handler`` makes it."""
-    if str(SHARED_LAYER) not in sys.path:
-        sys.path.insert(0, str(SHARED_LAYER))
-
-
 # --------------------------------------------------------------------------- what each request should produce
 
 
@@ -168,7 +161,6 @@ def expected_events(bodies: list[str], message_ids: list[str]) -> dict[tuple[str
     message once per distinct body under its id. A request without ``request_id`` is known by its
     message id, as the intake does.
     """
-    _layer_on_path()
     from untag.request import Rejection, read_request
     from untag.result_event import rejection_key
     from untag.store import request_key
@@ -460,7 +452,7 @@ class Ticker:
 
 @dataclass
 class Aws:
-    stack: Any  # local.stack.Stack
+    stack: Any  # devkit.stack.Stack
     description: str
     embedded: bool  # the moto this run started (else an endpoint or account that outlives the run)
 
@@ -482,7 +474,7 @@ def _use_endpoint(url: str) -> None:
 
 
 def start_aws(args: argparse.Namespace, exits: ExitStack) -> Aws:
-    from local.stack import provision
+    from devkit.stack import provision
 
     os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1"))
     if args.stack_outputs:
@@ -551,12 +543,12 @@ def read_stack_outputs(path: str | os.PathLike[str]) -> dict[str, str]:
 
 
 def deployed_stack(path: str | os.PathLike[str]) -> Any:
-    """A ``local.stack.Stack`` for a deployed stack's resources, the functions' environment resolved from
+    """A ``devkit.stack.Stack`` for a deployed stack's resources, the functions' environment resolved from
     template.yaml with the outputs in place of the resources (the template's default parameters)."""
     import boto3
 
-    # local.stack's own resolution of the template, with the deployed resources as the !Ref values
-    from local.stack import FUNCTION_TYPES, Stack, _function_environment, _references, _Resolver, load_template
+    # devkit.stack's own resolution of the template, with the deployed resources as the !Ref values
+    from devkit.stack import FUNCTION_TYPES, Stack, _function_environment, _references, _Resolver, load_template
 
     outputs = read_stack_outputs(path)
     _, _, _, region, account, _ = outputs["IntakeQueueArn"].split(":", 5)
@@ -595,7 +587,7 @@ class ConstantContact:
     token_url: str
     tokens: dict[str, Any] | None  # put into the token secret (None: keep what it holds)
     description: str
-    simulator: Any = None  # local.simulator.ConstantContactSimulator
+    simulator: Any = None  # devkit.simulator.ConstantContactSimulator
     token_file: Path | None = None
 
 
@@ -611,7 +603,7 @@ def read_token_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def start_constant_contact(args: argparse.Namespace, stack: Any, exits: ExitStack) -> ConstantContact:
     if args.cc_base_url:
-        from local.pipeline import template_parameter
+        from devkit.pipeline import template_parameter
 
         token_url = args.token_url or template_parameter(stack, "CcTokenUrl")
         token_file = Path(args.token_file) if args.token_file else None
@@ -620,7 +612,7 @@ def start_constant_contact(args: argparse.Namespace, stack: Any, exits: ExitStac
                                f"{args.cc_base_url} (real API; tokens from {token_file or 'the stack secret'})",
                                token_file=token_file)
 
-    from local.simulator import ConstantContactSimulator
+    from devkit.simulator import ConstantContactSimulator
 
     seconds = ACTIVITY_SECONDS / args.speed
     simulator = ConstantContactSimulator(seconds_to_finish=seconds, rate_limit_per_second=SIMULATOR_RATE_LIMIT,
@@ -752,7 +744,7 @@ def render_table(rows: list[tuple[Any, ...]], header: tuple[str, ...] | None = N
 
 
 def cc_endpoint(method: str, path: str) -> str:
-    from local.simulator import ACTIVITIES, TAGGINGS_REMOVE, TOKEN_PATH
+    from devkit.simulator import ACTIVITIES, TAGGINGS_REMOVE, TOKEN_PATH
 
     if path == TAGGINGS_REMOVE:
         return "create (POST contacts_taggings_remove)"
@@ -855,7 +847,7 @@ def positive_int(text: str) -> int:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m local.runner", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        prog="python -m devkit.runner", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="Run the whole untag pipeline on this machine: embedded AWS (moto) built from template.yaml, "
                     "the Constant Contact simulator, and both functions driven by their emulated event sources.")
     source = parser.add_mutually_exclusive_group()
@@ -1011,7 +1003,7 @@ class Run:
     def set_up(self, exits: ExitStack) -> tuple[Aws, ConstantContact, Any, Tracker]:
         import boto3
 
-        from local.pipeline import LocalPipeline
+        from devkit.pipeline import LocalPipeline
 
         args, display = self.args, self.display
         aws = start_aws(args, exits)

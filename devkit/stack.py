@@ -237,7 +237,7 @@ class _Resolver:
                 return [f"{self._region}{zone}" for zone in "abc"]
             case "ToJsonString":
                 return json.dumps(self.resolve(argument), separators=(",", ":"))
-        raise NotImplementedError(f"Fn::{name} is not supported by local.stack")
+        raise NotImplementedError(f"Fn::{name} is not supported by devkit.stack")
 
     def _sub(self, argument: Any) -> str:
         text, variables = (argument, {}) if isinstance(argument, str) else (argument[0], self.resolve(argument[1]))
@@ -318,7 +318,7 @@ def _fit(value: Any, shape: Any, path: str = "") -> Any:
             if key in shape.members:
                 fitted[key] = _fit(item, shape.members[key], f"{path}.{key}")
             else:
-                LOGGER.debug("local.stack: %s%s is not accepted by boto3, skipped", path, key)
+                LOGGER.debug("devkit.stack: %s%s is not accepted by boto3, skipped", path, key)
         return fitted
     if shape.type_name == "list":
         return [_fit(item, shape.member, path) for item in value]
@@ -418,7 +418,7 @@ class _Provisioner:
         except ClientError as error:
             if _error_code(error) != "ResourceInUseException":
                 raise
-            LOGGER.info("local.stack: table %s exists, reused as is", name)
+            LOGGER.info("devkit.stack: table %s exists, reused as is", name)
         dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
         if time_to_live:
             current = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
@@ -539,6 +539,6 @@ def _function_environment(template: dict, logical_id: str, resolver: _Resolver) 
     return {name: _text(value) for name, value in resolved.items()}
 
 
-if __name__ == "__main__":  # python -m local.stack: provision against AWS_ENDPOINT_URL, print the result
+if __name__ == "__main__":  # python -m devkit.stack: provision against AWS_ENDPOINT_URL, print the result
     stack = provision()
     print(json.dumps({k: v for k, v in vars(stack).items() if k != "template"}, indent=2))

@@ -17,7 +17,6 @@ import functools
 import importlib.util
 import json
 import os
-import sys
 import time
 import traceback
 import uuid
@@ -28,7 +27,7 @@ from typing import Any, Callable, NamedTuple
 
 import boto3
 
-from local.stack import Stack
+from devkit.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 SQS_BATCH_BYTES = 262_144  # SendMessageBatch: at most 10 messages and 256 KiB of bodies per call
@@ -46,15 +45,12 @@ running_function: ContextVar[RunningFunction | None] = ContextVar("running_funct
 
 
 def load_handler(stack: Stack, logical_id: str) -> Callable[[dict, Any], Any]:
-    """Import the handler template.yaml names for a function, with the shared layer on the path.
+    """Import the handler template.yaml names for a function (the domain package ``untag`` must be importable,
+    as the shared layer makes it in Lambda: see ``devkit``).
 
     While the module initialises and while the returned handler runs, ``running_function`` names the function.
     """
     properties = stack.template["Resources"][logical_id]["Properties"]
-    layer_dirs = [ROOT / "layers" / "shared"]
-    for layer in layer_dirs:
-        if str(layer) not in sys.path:
-            sys.path.insert(0, str(layer))
     handler = properties.get("Handler") or stack.template.get("Globals", {}).get("Function", {}).get("Handler")
     module_name, function_name = handler.rsplit(".", 1)
     path = ROOT / properties["CodeUri"] / f"{module_name.replace('.', '/')}.py"
