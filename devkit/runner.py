@@ -33,6 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
+from untag_operator.outputs import OutputsError, read_outputs_file, region_of
+
+from devkit.stack.provision import DEPLOYED_OUTPUTS
+
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = ROOT / "events"
 SAMPLE_EVENT_FILES = ("intake-sqs-batch.json", "intake-invalid.json")
@@ -51,8 +55,6 @@ LOG_HEARTBEAT_SECONDS = 10.0  # ...and at least this often when nothing did
 EVENTS_SHOWN_IN_FULL = 20  # more result events than this: only the first EVENTS_SHOWN_WHEN_MANY are printed
 EVENTS_SHOWN_WHEN_MANY = 10
 STATE_ORDER = ("completed", "failed", "timed_out", "cancelled", "rejected")
-STACK_OUTPUTS = ("IntakeQueueUrl", "IntakeQueueArn", "DeadLetterQueueUrl", "ActivityTableName", "ResultTopicArn",
-                 "TokenSecretArn")
 
 EXIT_OK, EXIT_UNFINISHED, EXIT_USAGE, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -524,56 +526,18 @@ def _speed_up_moto_receive() -> None:
     SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
 
 
-def read_stack_outputs(path: str | os.PathLike[str]) -> dict[str, str]:
-    """A stack's outputs: a JSON object, or the [{"OutputKey", "OutputValue"}] list SAM and the AWS CLI print."""
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise RunnerError(f"cannot read the stack outputs {path}: {error}") from None
-    if isinstance(document, dict) and isinstance(document.get("Outputs"), list):
-        document = document["Outputs"]
-    if isinstance(document, list):
-        document = {item.get("OutputKey"): item.get("OutputValue") for item in document if isinstance(item, dict)}
-    if not isinstance(document, dict):
-        raise RunnerError(f"{path}: expected a JSON object of stack outputs")
-    missing = [name for name in STACK_OUTPUTS if not isinstance(document.get(name), str)]
-    if missing:
-        raise RunnerError(f"{path}: missing stack outputs {', '.join(missing)}")
-    return {name: document[name] for name in STACK_OUTPUTS}
-
-
 def deployed_stack(path: str | os.PathLike[str]) -> Any:
-    """A ``devkit.stack.Stack`` for a deployed stack's resources, the functions' environment resolved from
-    template.yaml with the outputs in place of the resources (the template's default parameters)."""
+    """A ``devkit.stack.Stack`` for a deployed stack's resources, from its outputs file (checked to be reachable)."""
     import boto3
 
-    # devkit.stack's own resolution of the template, with the deployed resources as the !Ref values
-    from devkit.stack import FUNCTION_TYPES, Stack, _function_environment, _references, _Resolver, load_template
+    from devkit.stack import deployed
 
-    outputs = read_stack_outputs(path)
-    _, _, _, region, account, _ = outputs["IntakeQueueArn"].split(":", 5)
-    os.environ["AWS_DEFAULT_REGION"] = region
-    template = load_template()
-    resolver = _Resolver(template, {}, prefix="deployed", region=region, account_id=lambda: account)
-    resolver.refs.update({
-        "IntakeQueue": outputs["IntakeQueueUrl"], "IntakeDeadLetterQueue": outputs["DeadLetterQueueUrl"],
-        "ActivityTable": outputs["ActivityTableName"], "ResultTopic": outputs["ResultTopicArn"],
-        "TokenSecret": outputs["TokenSecretArn"],
-    })
-    resolver.attributes["IntakeQueue"] = {"Arn": outputs["IntakeQueueArn"], "QueueUrl": outputs["IntakeQueueUrl"]}
-    functions = [logical_id for logical_id, resource in template["Resources"].items()
-                 if resource["Type"] in FUNCTION_TYPES]
-    for logical_id in functions:
-        variables = template["Resources"][logical_id].get("Properties", {}).get("Environment", {}).get("Variables", {})
-        unknown = (_references(variables) & template["Resources"].keys()) - resolver.refs.keys()
-        if unknown:
-            raise RunnerError(f"{logical_id}'s environment refers to {', '.join(sorted(unknown))}, which the stack "
-                              "outputs the runner reads do not give")
-    environment = {logical_id: _function_environment(template, logical_id, resolver) for logical_id in functions}
-    stack = Stack(queue_url=outputs["IntakeQueueUrl"], queue_arn=outputs["IntakeQueueArn"],
-                  dlq_url=outputs["DeadLetterQueueUrl"], table_name=outputs["ActivityTableName"],
-                  topic_arn=outputs["ResultTopicArn"], secret_id=outputs["TokenSecretArn"], environment=environment,
-                  template=template, physical_ids=dict(resolver.refs))
+    try:
+        outputs = read_outputs_file(path, DEPLOYED_OUTPUTS)
+        stack = deployed(outputs)
+    except (OutputsError, ValueError) as error:
+        raise RunnerError(f"{path}: {error}") from None
+    os.environ["AWS_DEFAULT_REGION"] = region_of(outputs) or os.environ["AWS_DEFAULT_REGION"]
     # Fail here, clearly, rather than in the middle of the run.
     boto3.client("sqs").get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["QueueArn"])
     boto3.client("dynamodb").describe_table(TableName=stack.table_name)
