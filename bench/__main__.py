@@ -59,9 +59,9 @@ class AwsCalls:
 def run_pipeline_scenarios() -> dict:
     from moto import mock_aws
 
-    from local.pipeline import LambdaContext, load_handler, template_parameter
-    from local.simulator import ConstantContactSimulator
-    from local.stack import provision
+    from devkit.pipeline import LambdaContext, load_handler, template_parameter
+    from devkit.simulator import ConstantContactSimulator
+    from devkit.stack import provision
 
     results = {}
     with mock_aws(), ConstantContactSimulator(rate_limit_per_second=None, daily_quota=None, reads_to_finish=1) as sim:

@@ -35,14 +35,14 @@ def aws():
 
 @pytest.fixture
 def stack(aws):
-    from local.stack import provision
+    from devkit.stack import provision
 
     return provision()
 
 
 @pytest.fixture
 def simulator():
-    from local.simulator import ConstantContactSimulator
+    from devkit.simulator import ConstantContactSimulator
 
     with ConstantContactSimulator(rate_limit_per_second=None, reads_to_finish=2) as sim:
         yield sim
@@ -61,7 +61,7 @@ def tokens(stack, simulator):
 
 @pytest.fixture
 def pipeline(stack, simulator, tokens, monkeypatch):
-    from local.pipeline import LocalPipeline
+    from devkit.pipeline import LocalPipeline
 
     overrides = {**FAST, "CC_API_BASE_URL": simulator.base_url, "CC_TOKEN_URL": simulator.token_url}
     for name in {**stack.function_environment("IntakeFunction"), **overrides}:

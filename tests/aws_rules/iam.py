@@ -7,9 +7,9 @@ every AWS call its code makes against that role, as AWS does, before the call re
 - The roles are those of the deployed stack: template.yaml after SAM's own transform
   (aws-sam-translator), so policy templates (``SNSPublishMessagePolicy``) and the managed
   policies SAM attaches are expanded as CloudFormation receives them. Intrinsic functions in the
-  statements are resolved against the stack local/stack.py provisioned (real ARNs of its table,
+  statements are resolved against the stack devkit/stack.py provisioned (real ARNs of its table,
   topic, secret and queues).
-- A call is attributed to a function while that function's code runs: ``local.pipeline.load_handler``
+- A call is attributed to a function while that function's code runs: ``devkit.pipeline.load_handler``
   sets ``running_function`` while the module initialises and while the handler runs. Calls made by
   tests (setup, inspection) or by the emulated event sources are not attributed and not checked.
 - A call is mapped to its IAM action and resource (table or index ARN, topic, secret, queue) and
@@ -45,8 +45,8 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.handlers import BUILTIN_HANDLERS
 
-from local.pipeline import RunningFunction, running_function
-from local.stack import Stack
+from devkit.pipeline import RunningFunction, running_function
+from devkit.stack import Stack
 
 # --------------------------------------------------------------------------- the rules AWS states
 
@@ -149,7 +149,7 @@ class _Resolver:
 
     def __init__(self, stack: Stack, template: dict[str, Any]):
         _, _, _, self.region, self.account_id, _ = stack.queue_arn.split(":", 5)
-        # local.stack names each resource f"{prefix}-{LogicalId}"
+        # devkit.stack names each resource f"{prefix}-{LogicalId}"
         self.prefix = stack.table_name.removesuffix("-ActivityTable")
         self.stack = stack
         self.parameters = {name: str(declaration.get("Default", ""))
@@ -294,7 +294,7 @@ def _role_policies(stack: Stack) -> dict[str, RolePolicy]:
                 raise NotImplementedError(
                     f"{function}: managed policy {arn} is unknown to tests/aws_rules/iam.py; add what it allows")
             statements.append(Statement("Allow", tuple(AWS_MANAGED_POLICIES[match.group(1)]), ("*",), match.group(1)))
-        # Lambda names the role session after the function; local.stack names that f"{prefix}-{LogicalId}".
+        # Lambda names the role session after the function; devkit.stack names that f"{prefix}-{LogicalId}".
         session = f"{resolver.prefix}-{role_id}/{resolver.prefix}-{function}"
         role_arn = f"arn:aws:sts::{resolver.account_id}:assumed-role/{session}"
         policies[function] = RolePolicy(function, role_arn, statements)

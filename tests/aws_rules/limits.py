@@ -31,7 +31,7 @@ TransactWriteItems over 100 actions.
 
 Registered for every test by tests/conftest.py (``pytest_plugins``); the autouse fixture turns the
 rules on around each test (``@pytest.mark.aws_limits_off`` opts a test out). Python processes the
-tests start (``python -m local.runner`` in tests/e2e) get the rules through
+tests start (``python -m devkit.runner`` in tests/e2e) get the rules through
 ``tests/aws_rules/_site/sitecustomize.py``. docs/aws-limits.md lists every limit and its source.
 """
 

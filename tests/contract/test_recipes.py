@@ -21,7 +21,7 @@ from typing import Any
 import boto3
 import pytest
 
-from local.stack import load_template
+from devkit.stack import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "docs" / "recipes"

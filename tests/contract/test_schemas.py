@@ -261,7 +261,7 @@ def test_there_is_a_sample_for_every_entry_point_and_envelope():
     ("intake-redriven.json", lambda body, record: record["messageAttributes"]["request_id"]["stringValue"]),
 ])
 def test_each_envelope_sample_is_accepted_by_the_intake_as_it_is(pipeline, file_name, request_id):
-    from local.pipeline import LambdaContext
+    from devkit.pipeline import LambdaContext
 
     event = json.loads((EVENTS_DIR / file_name).read_text())
     [record] = event["Records"]
@@ -275,7 +275,7 @@ def test_each_envelope_sample_is_accepted_by_the_intake_as_it_is(pipeline, file_
 
 
 def test_the_poller_sample_runs_the_poller(pipeline):
-    from local.pipeline import LambdaContext
+    from devkit.pipeline import LambdaContext
 
     event = json.loads((EVENTS_DIR / "poller-scheduled.json").read_text())
     pipeline.poller(event, LambdaContext("untag-poller", pipeline.poller_timeout))

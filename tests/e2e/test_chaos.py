@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from local.simulator import ConstantContactSimulator
+from devkit.simulator import ConstantContactSimulator
 
 SEED = 20261126
 REQUESTS = 300
@@ -83,7 +83,7 @@ def chaos_simulator():
 def test_no_request_is_lost_or_done_twice_whatever_fails(stack, chaos_simulator, monkeypatch, capfd):
     import boto3
 
-    from local.pipeline import LocalPipeline
+    from devkit.pipeline import LocalPipeline
     from untag.services import current_services
 
     sim = chaos_simulator

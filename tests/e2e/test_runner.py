@@ -15,8 +15,12 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from local import runner
-from local.simulator import TAGGINGS_REMOVE, ConstantContactSimulator
+from devkit.runner.display import Display, FunctionOutput
+from devkit.runner.inputs import SAMPLE_EVENT_FILES, RunnerError, generate_requests, read_requests, sample_requests
+from devkit.runner.loop import drive
+from devkit.runner.report import failure_message
+from devkit.runner.tracker import Tracker, expected_events
+from devkit.simulator import TAGGINGS_REMOVE, ConstantContactSimulator
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,9 +42,11 @@ def request_file(tmp_path: Path) -> Path:
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """`python -m local.runner ARGS` as `make run` starts it (stdout and stderr not terminals)."""
-    return subprocess.run([sys.executable, "-m", "local.runner", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    """`python -m devkit.runner ARGS` as `make run` starts it (stdout and stderr not terminals)."""
+    # The domain package as `make` makes it importable (the dev venv has the project installed in editable mode)
+    path = os.pathsep.join(filter(None, [str(ROOT / "layers" / "shared"), os.environ.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "devkit.runner", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path})
 
 
 def summary_value(stdout: str, label: str) -> str:
@@ -78,28 +84,28 @@ def moto_endpoint():
 
 
 def test_the_default_input_is_every_body_of_the_sample_events():
-    bodies = runner.sample_requests()
-    records = [record for name in runner.SAMPLE_EVENT_FILES
+    bodies = sample_requests()
+    records = [record for name in SAMPLE_EVENT_FILES
                for record in json.loads((ROOT / "events" / name).read_text())["Records"]]
     assert bodies == [record["body"] for record in records]
 
 
 def test_a_request_file_gives_one_body_per_non_blank_line(request_file: Path):
-    bodies = runner.read_requests(request_file)
+    bodies = read_requests(request_file)
     assert [json.loads(body) for body in bodies] == SMALL_REQUESTS
 
 
 def test_an_empty_or_missing_request_file_is_refused_with_a_clear_message(tmp_path: Path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n\n", encoding="utf-8")
-    with pytest.raises(runner.RunnerError, match="holds no requests"):
-        runner.read_requests(empty)
-    with pytest.raises(runner.RunnerError, match="cannot read"):
-        runner.read_requests(tmp_path / "missing.jsonl")
+    with pytest.raises(RunnerError, match="holds no requests"):
+        read_requests(empty)
+    with pytest.raises(RunnerError, match="cannot read"):
+        read_requests(tmp_path / "missing.jsonl")
 
 
 def test_generated_load_is_n_single_contact_requests_sharing_a_tag_plus_four_others():
-    bodies = [json.loads(body) for body in runner.generate_requests(50, "x")]
+    bodies = [json.loads(body) for body in generate_requests(50, "x")]
     single = [body for body in bodies if len(body["source"].get("contact_ids", ())) == 1 and len(body["source"]) == 1]
     assert len(bodies) == 54 and len(single) == 50
     assert {tuple(body["tag_ids"]) for body in single} == {("t-generated",)}
@@ -108,7 +114,7 @@ def test_generated_load_is_n_single_contact_requests_sharing_a_tag_plus_four_oth
 
 def test_expected_events_follow_the_service_reading_of_each_message():
     bodies = [json.dumps(request) for request in SMALL_REQUESTS] + [json.dumps(SMALL_REQUESTS[0])]  # a duplicate
-    expected = runner.expected_events(bodies, [f"m-{n}" for n in range(len(bodies))])
+    expected = expected_events(bodies, [f"m-{n}" for n in range(len(bodies))])
     assert sorted(key[:2] for key in expected) == sorted([
         ("request", "run-1"), ("request", "run-2"), ("request", "run-3"), ("request", "m-3"),
         ("rejected", "run-bad")])
@@ -124,7 +130,7 @@ class Terminal(io.StringIO):
 
 def test_on_a_terminal_progress_is_one_line_redrawn_and_log_lines_go_above_it():
     stream = Terminal()
-    display = runner.Display(stream, live=True, started=0.0)
+    display = Display(stream, live=True, started=0.0)
     display.progress("1/3 finished")
     display.progress("2/3 finished")
     display.log("a warning")
@@ -136,7 +142,7 @@ def test_on_a_terminal_progress_is_one_line_redrawn_and_log_lines_go_above_it():
 
 def test_function_output_drops_metric_lines_and_shortens_log_lines():
     stream = io.StringIO()
-    output = runner.FunctionOutput(runner.Display(stream, live=False, started=0.0), verbose=False,
+    output = FunctionOutput(Display(stream, live=False, started=0.0), verbose=False,
                                    fallback=io.StringIO())
     output.write('{"_aws":{"CloudWatchMetrics":[]},"ConstantContactCalls":[1.0]}\n{"level":"WARNING",')
     output.write('"message":"backing off","function_name":"untag-intake","location":"x:1","attempt":2}\n')
@@ -194,7 +200,7 @@ def test_aws_endpoint_creates_the_template_resources_there_and_refuses_reused_re
 
 @pytest.mark.slow
 def test_rehearsal_uses_a_deployed_stack_and_a_real_api(request_file: Path, moto_endpoint: str, tmp_path: Path):
-    from local.stack import provision
+    from devkit.stack import provision
 
     deployed = provision(endpoint_url=moto_endpoint, prefix="cc-untag-dev")
     outputs = tmp_path / "outputs.json"
@@ -257,8 +263,8 @@ def test_stack_outputs_without_a_real_api_is_refused():
 
 def test_a_message_the_intake_always_fails_ends_in_the_dlq_and_the_run_says_it_cannot_finish(
         moto_endpoint: str, monkeypatch: pytest.MonkeyPatch):
-    from local.pipeline import LocalPipeline
-    from local.stack import provision
+    from devkit.pipeline import LocalPipeline
+    from devkit.stack import provision
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     stack = provision(parameters={"MaxReceiveCount": 5})
@@ -275,14 +281,14 @@ def test_a_message_the_intake_always_fails_ends_in_the_dlq_and_the_run_says_it_c
 
     pipeline.intake = crashing_intake
     bodies = [json.dumps(SMALL_REQUESTS[0])]
-    tracker = runner.Tracker(runner.expected_events(bodies, pipeline.submit(bodies)), stack.table_name,
+    tracker = Tracker(expected_events(bodies, pipeline.submit(bodies)), stack.table_name,
                              boto3.client("dynamodb"))
-    display = runner.Display(io.StringIO(), live=False, started=0.0)
+    display = Display(io.StringIO(), live=False, started=0.0)
 
-    outcome = runner.drive(pipeline, tracker, display, poll_interval=0.1, timeout=30)
+    outcome = drive(pipeline, tracker, display, poll_interval=0.1, timeout=30)
     pipeline.close()
 
     assert outcome.reason == "lost"
     assert len(attempts) == 5  # maxReceiveCount deliveries, then SQS moved it
     assert pipeline.queue_depth(stack.dlq_url) == 1
-    assert "dead-letter queue depth 1" in runner.failure_message(tracker, outcome, 30, 1)
+    assert "dead-letter queue depth 1" in failure_message(tracker, outcome, 30, 1)

@@ -1,4 +1,4 @@
-"""Infrastructure tests: local.stack builds, in moto, exactly the resources template.yaml declares."""
+"""Infrastructure tests: devkit.stack builds, in moto, exactly the resources template.yaml declares."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from local.stack import Stack, load_template, provision
+from devkit.stack import Stack, load_template, provision
 
 REGION = "us-east-1"
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"

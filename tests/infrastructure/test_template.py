@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from local.stack import load_template
+from devkit.stack import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"

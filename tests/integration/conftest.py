@@ -19,7 +19,7 @@ import boto3
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
-from local.pipeline import LambdaContext
+from devkit.pipeline import LambdaContext
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 

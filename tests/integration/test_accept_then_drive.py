@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from local.pipeline import LambdaContext
+from devkit.pipeline import LambdaContext
 
 REMOVE_TAGS = "/v3/activities/contacts_taggings_remove"
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from local.cli import main as untag_main
+from untag_operator.cli import main as untag_main
 
 REMOVE_TAGS = "/v3/activities/contacts_taggings_remove"
 

@@ -1,4 +1,4 @@
-"""The operator CLI (`untag`, local/cli.py) against the stack in moto: every subcommand and every clear error.
+"""The operator CLI (`untag`, untag_operator/) against the stack in moto: every subcommand and every clear error.
 
 The CLI is called in-process (``main(argv)``, output read with capsys); the stack is the one
 template.yaml describes (``stack`` fixture), named by ``--outputs FILE`` or, through a CloudFormation
@@ -8,6 +8,7 @@ stack created in moto that carries the same outputs, by ``--stack NAME``.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -17,7 +18,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from local.cli import main
+from untag_operator.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = ROOT / "events"
@@ -194,6 +195,25 @@ def test_dlq_list_and_redrive(stack, outputs, capsys):
     assert queued(stack, stack.dlq_url) == []
 
 
+def test_redrive_sends_batches_within_1_mib_and_leaves_what_the_intake_queue_cannot_take(stack, outputs, capsys):
+    # Given six messages of about 200 KB in the DLQ (in one SendMessageBatch: over its 1 MiB) and one of
+    # 300 KB (the DLQ takes up to 1 MiB; the intake queue 256 KiB)
+    sqs = boto3.client("sqs")
+    pad = {"pad": "x" * 200_000}
+    bodies = [json.dumps({"source": {"contact_ids": [f"c-{n}"]}, "tag_ids": ["t-1"], "metadata": pad}) for n in range(6)]
+    for body in bodies:
+        sqs.send_message(QueueUrl=stack.dlq_url, MessageBody=body)
+    too_big = sqs.send_message(QueueUrl=stack.dlq_url, MessageBody="y" * 300_000)["MessageId"]
+    # When the operator redrives the DLQ
+    code, out, err = untag(capsys, "--outputs", outputs, "dlq", "redrive")
+    # Then the six are back in the intake queue; the big one stays in the DLQ, visible, and the reason is given
+    assert out.strip() == "moved 6 message(s) back to the intake queue"
+    assert code == 1 and "1 message(s) stay in the dead-letter queue" in err
+    assert f"{too_big}: 300,052 bytes, more than the intake queue takes (MaximumMessageSize 262,144)" in err
+    assert sorted(message["Body"] for message in queued(stack)) == sorted(bodies)
+    assert [message["MessageId"] for message in queued(stack, stack.dlq_url)] == [too_big]
+
+
 # --- results --follow -----------------------------------------------------------------------------------
 
 
@@ -334,6 +354,7 @@ def test_target_errors(stack, outputs, capsys, tmp_path, monkeypatch):
 
 
 def test_runs_as_a_module():
-    answer = subprocess.run([sys.executable, "-m", "local.cli", "--help"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=30)
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "shared"), str(ROOT)])}
+    answer = subprocess.run([sys.executable, "-m", "untag_operator", "--help"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=30, env=environment)
     assert answer.returncode == 0 and "submit" in answer.stdout and "results" in answer.stdout

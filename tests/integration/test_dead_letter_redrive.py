@@ -1,13 +1,13 @@
-"""Poison messages: after maxReceiveCount they sit in the DLQ; `local.dlq` lists them and redrives them."""
+"""Poison messages: after maxReceiveCount they sit in the DLQ; `untag dlq` lists them and redrives them."""
 
 import json
 
-from local.dlq import main as dlq_main
-from local.dlq import peek, redrive
+from untag_operator.cli import main as untag_main
+from untag_operator.dlq import peek, redrive
 
 
 def test_a_message_that_keeps_failing_lands_in_the_dlq_and_redrive_finishes_it(
-        pipeline, simulator, stack, capsys, monkeypatch, iam_calls):
+        pipeline, simulator, stack, capsys, monkeypatch, iam_calls, tmp_path):
     # Given a request without request_id that the intake cannot record for a long time (its table is
     # unreachable: once a request is recorded its message is done, whatever Constant Contact says)
     body = json.dumps({"source": {"contact_ids": ["c1"]}, "tag_ids": ["t1"]})
@@ -26,12 +26,15 @@ def test_a_message_that_keeps_failing_lands_in_the_dlq_and_redrive_finishes_it(
     # (the intake's role allows its own table only: AWS denies every call on the other one)
     assert {resource.rsplit("/", 1)[-1] for call in iam_calls.take_denied() for resource in call.resources} == {
         "a-table-that-does-not-exist"}
-    assert dlq_main(["list", "--dlq-url", stack.dlq_url]) == 0
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"DeadLetterQueueUrl": stack.dlq_url, "IntakeQueueUrl": stack.queue_url}))
+    assert untag_main(["--outputs", str(outputs), "--region", "us-east-1", "dlq", "list"]) == 0
     assert first_id in capsys.readouterr().out
 
     # When the operator redrives it after the table is back
     monkeypatch.setenv("ACTIVITY_TABLE_NAME", stack.table_name)
-    assert redrive(pipeline.sqs, stack.dlq_url, stack.queue_url) == 1
+    outcome = redrive(pipeline.sqs, stack.dlq_url, stack.queue_url)
+    assert outcome.moved == 1 and outcome.left == {}
     assert pipeline.run_until_settled(1, timeout=30)
     # Then it finishes under the request id it was first known by, with exactly one activity
     [event] = pipeline.results

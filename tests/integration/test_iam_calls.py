@@ -21,7 +21,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from local.stack import REPO_ROOT
+from devkit.stack import REPO_ROOT
 from tests.aws_rules.iam import acting_as, action_matches, role_policies
 
 FUNCTIONS = ("IntakeFunction", "PollerFunction")
@@ -176,7 +176,7 @@ def test_a_poller_role_without_batch_write_item_fails_the_run_that_publishes(
     template = copy.deepcopy(pipeline.stack.template)
     (table_statement, *_) = template["Resources"]["PollerFunction"]["Properties"]["Policies"][0]["Statement"]
     table_statement["Action"] = [action for action in table_statement["Action"] if action != "dynamodb:BatchWriteItem"]
-    from local.pipeline import load_handler
+    from devkit.pipeline import load_handler
 
     monkeypatch.setattr(pipeline, "poller", load_handler(dataclasses.replace(pipeline.stack, template=template),
                                                          "PollerFunction"))

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 import untag.constant_contact
-from local.pipeline import LambdaContext
+from devkit.pipeline import LambdaContext
 
 REMOVE_TAGS = "/v3/activities/contacts_taggings_remove"
 BULK_CONTACTS = [f"c-{number:04d}" for number in range(1, 1201)]

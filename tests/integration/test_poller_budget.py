@@ -3,7 +3,7 @@
 import json
 from dataclasses import dataclass
 
-from local.pipeline import LambdaContext, scheduled_event
+from devkit.pipeline import LambdaContext, scheduled_event
 
 
 @dataclass

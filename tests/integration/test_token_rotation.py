@@ -7,7 +7,7 @@ import time
 import boto3
 import pytest
 
-from local.simulator import ConstantContactSimulator
+from devkit.simulator import ConstantContactSimulator
 from untag.constant_contact import AuthenticationError
 from untag.controls import Controls
 from untag.tokens import SecretsManagerSecret, TokenProvider

@@ -1,4 +1,4 @@
-"""Tests for the Constant Contact simulator (local/simulator.py), driven over real HTTP."""
+"""Tests for the Constant Contact simulator (devkit/simulator.py), driven over real HTTP."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from local.simulator import ConstantContactSimulator
+from devkit.simulator import ConstantContactSimulator
 
 ROOT = Path(__file__).resolve().parents[2]
 REMOVE = "/activities/contacts_taggings_remove"
@@ -446,7 +446,7 @@ def test_context_manager_stops_serving():
 
 
 def test_cli_prints_urls_and_tokens():
-    proc = subprocess.Popen([sys.executable, "-m", "local.simulator", "--port", "0"], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "devkit.simulator", "--port", "0"], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True)
     try:
         info = json.loads(proc.stdout.readline())

@@ -6,7 +6,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from local.simulator import validate_tagging_body
+from devkit.simulator import validate_tagging_body
 from untag.request import Rejection, UntagRequest, plan_activities, read_request
 
 json_values = st.recursive(

@@ -19,6 +19,7 @@ from untag.creation import affordable_calls, create_due, planned_chunks
 from untag.observability import count, logger
 from untag.ports import Ports
 from untag.records import RequestRecord
+from untag.redrive import REQUEST_ID_ATTRIBUTE
 from untag.request import (
     REQUEST_ID_PATTERN,
     SOURCE_CAPS,
@@ -151,7 +152,7 @@ def message_from_record(record: dict[str, Any]) -> Message:
     """Read the parts of a Lambda SQS event record the intake needs."""
     attributes = record.get("attributes") or {}
     sent = attributes.get("SentTimestamp")
-    redriven = ((record.get("messageAttributes") or {}).get("request_id") or {}).get("stringValue")
+    redriven = ((record.get("messageAttributes") or {}).get(REQUEST_ID_ATTRIBUTE) or {}).get("stringValue")
     return Message(
         message_id=record["messageId"],
         body=record.get("body") or "",

@@ -1,4 +1,4 @@
-"""AWS's limits (tests/aws_rules/limits.py) in the Python processes a test starts, e.g. `python -m local.runner`.
+"""AWS's limits (tests/aws_rules/limits.py) in the Python processes a test starts, e.g. `python -m devkit.runner`.
 
 The ``aws_limits`` fixture puts this directory first on PYTHONPATH and sets AWS_RULES_LIMITS=1; Python
 imports ``sitecustomize`` at start-up. Without the switch, or without this project's packages, nothing happens.

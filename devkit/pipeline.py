@@ -17,18 +17,18 @@ import functools
 import importlib.util
 import json
 import os
-import sys
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import boto3
 
-from local.stack import Stack
+from devkit.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 SQS_BATCH_BYTES = 262_144  # SendMessageBatch: at most 10 messages and 256 KiB of bodies per call
@@ -46,15 +46,12 @@ running_function: ContextVar[RunningFunction | None] = ContextVar("running_funct
 
 
 def load_handler(stack: Stack, logical_id: str) -> Callable[[dict, Any], Any]:
-    """Import the handler template.yaml names for a function, with the shared layer on the path.
+    """Import the handler template.yaml names for a function (the domain package ``untag`` must be importable,
+    as the shared layer makes it in Lambda: see ``devkit``).
 
     While the module initialises and while the returned handler runs, ``running_function`` names the function.
     """
     properties = stack.template["Resources"][logical_id]["Properties"]
-    layer_dirs = [ROOT / "layers" / "shared"]
-    for layer in layer_dirs:
-        if str(layer) not in sys.path:
-            sys.path.insert(0, str(layer))
     handler = properties.get("Handler") or stack.template.get("Globals", {}).get("Function", {}).get("Handler")
     module_name, function_name = handler.rsplit(".", 1)
     path = ROOT / properties["CodeUri"] / f"{module_name.replace('.', '/')}.py"
@@ -112,37 +109,59 @@ class LambdaContext:
 
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
     """The event Lambda's SQS event source mapping sends, from messages as ReceiveMessage returned them."""
-    return {"Records": [{
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": dict(message.get("Attributes", {})),
-        "messageAttributes": {
-            name: {"stringValue": value.get("StringValue"), "binaryValue": value.get("BinaryValue"),
-                   "stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}
-            for name, value in message.get("MessageAttributes", {}).items()
-        },
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": region,
-    } for message in messages]}
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": dict(message.get("Attributes", {})),
+                "messageAttributes": {
+                    name: {
+                        "stringValue": value.get("StringValue"),
+                        "binaryValue": value.get("BinaryValue"),
+                        "stringListValues": [],
+                        "binaryListValues": [],
+                        "dataType": value["DataType"],
+                    }
+                    for name, value in message.get("MessageAttributes", {}).items()
+                },
+                "md5OfBody": message.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+            for message in messages
+        ]
+    }
 
 
 def scheduled_event(region: str) -> dict[str, Any]:
     """The event an EventBridge schedule sends."""
     return {
-        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.scheduler",
-        "account": "123456789012", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "region": region,
-        "resources": [f"arn:aws:scheduler:{region}:123456789012:schedule/default/untag-poller"], "detail": {},
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.scheduler",
+        "account": "123456789012",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": region,
+        "resources": [f"arn:aws:scheduler:{region}:123456789012:schedule/default/untag-poller"],
+        "detail": {},
     }
 
 
 class LocalPipeline:
     """Both functions wired to the stack's queue, table, topic and secret, with the event sources emulated."""
 
-    def __init__(self, stack: Stack, *, environment: dict[str, str] | None = None, batch_size: int | None = None,
-                 redelivery_delay: int | None = None):
+    def __init__(
+        self,
+        stack: Stack,
+        *,
+        environment: dict[str, str] | None = None,
+        batch_size: int | None = None,
+        redelivery_delay: int | None = None,
+    ):
         self.stack = stack
         self.redelivery_delay = redelivery_delay
         self.region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
@@ -170,12 +189,22 @@ class LocalPipeline:
         url = self.sqs.create_queue(QueueName=f"untag-results-{uuid.uuid4().hex[:8]}")["QueueUrl"]
         arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         # What a real SQS queue needs before SNS may deliver to it (moto does not check it).
-        policy = {"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage",
-            "Resource": arn, "Condition": {"ArnEquals": {"aws:SourceArn": self.stack.topic_arn}}}]}
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "sns.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": self.stack.topic_arn}},
+                }
+            ],
+        }
         self.sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
-        answer = self.sns.subscribe(TopicArn=self.stack.topic_arn, Protocol="sqs", Endpoint=arn,
-                                    ReturnSubscriptionArn=True)
+        answer = self.sns.subscribe(
+            TopicArn=self.stack.topic_arn, Protocol="sqs", Endpoint=arn, ReturnSubscriptionArn=True
+        )
         self.subscription_arn = answer.get("SubscriptionArn", "")
         return url
 
@@ -205,8 +234,12 @@ class LocalPipeline:
         messages: list[dict[str, Any]] = []
         while len(messages) < self.batch_size:
             answer = self.sqs.receive_message(
-                QueueUrl=self.stack.queue_url, MaxNumberOfMessages=min(10, self.batch_size - len(messages)),
-                AttributeNames=["All"], MessageAttributeNames=["All"], WaitTimeSeconds=0)
+                QueueUrl=self.stack.queue_url,
+                MaxNumberOfMessages=min(10, self.batch_size - len(messages)),
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            )
             received = answer.get("Messages", [])
             if not received:
                 break
@@ -227,9 +260,13 @@ class LocalPipeline:
         self.retried_records += len(failed)
         done = [message for message in messages if message["MessageId"] not in failed]
         for start in range(0, len(done), 10):
-            self.sqs.delete_message_batch(QueueUrl=self.stack.queue_url, Entries=[
-                {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]}
-                for n, message in enumerate(done[start:start + 10])])
+            self.sqs.delete_message_batch(
+                QueueUrl=self.stack.queue_url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]}
+                    for n, message in enumerate(done[start : start + 10])
+                ],
+            )
         # What failed becomes visible again at once here (the deployed queue waits its visibility timeout).
         if failed:
             for message in messages:
@@ -239,8 +276,9 @@ class LocalPipeline:
 
     def _make_visible(self, message: dict[str, Any], after: int = 0) -> None:
         try:
-            self.sqs.change_message_visibility(QueueUrl=self.stack.queue_url, ReceiptHandle=message["ReceiptHandle"],
-                                               VisibilityTimeout=after)
+            self.sqs.change_message_visibility(
+                QueueUrl=self.stack.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=after
+            )
         except self.sqs.exceptions.ClientError:
             pass
 
@@ -255,28 +293,41 @@ class LocalPipeline:
     def collect_results(self) -> list[dict[str, Any]]:
         """Read result events from the subscribed queue (SNS envelopes unwrapped, attributes kept)."""
         while True:
-            answer = self.sqs.receive_message(QueueUrl=self.results_queue_url, MaxNumberOfMessages=10,
-                                              WaitTimeSeconds=0)
+            answer = self.sqs.receive_message(
+                QueueUrl=self.results_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            )
             messages = answer.get("Messages", [])
             if not messages:
                 return self.results
             for message in messages:
                 envelope = json.loads(message["Body"])
                 event = json.loads(envelope["Message"])
-                event["_attributes"] = {name: value["Value"]
-                                        for name, value in envelope.get("MessageAttributes", {}).items()}
+                event["_attributes"] = {
+                    name: value["Value"] for name, value in envelope.get("MessageAttributes", {}).items()
+                }
                 self.results.append(event)
-            self.sqs.delete_message_batch(QueueUrl=self.results_queue_url, Entries=[
-                {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]} for n, message in enumerate(messages)])
+            self.sqs.delete_message_batch(
+                QueueUrl=self.results_queue_url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]} for n, message in enumerate(messages)
+                ],
+            )
 
     def queue_depth(self, url: str | None = None) -> int:
         attributes = self.sqs.get_queue_attributes(
             QueueUrl=url or self.stack.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
         return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
-    def run_until_settled(self, expected_results: int, *, timeout: float = 120.0, poll_interval: float = 0.2,
-                          on_progress: Callable[["LocalPipeline"], None] | None = None) -> bool:
+    def run_until_settled(
+        self,
+        expected_results: int,
+        *,
+        timeout: float = 120.0,
+        poll_interval: float = 0.2,
+        on_progress: Callable[[LocalPipeline], None] | None = None,
+    ) -> bool:
         """Drive intake and poller until ``expected_results`` distinct requests have result events, or time out."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
