@@ -11,7 +11,6 @@ pytest_plugins = ["tests.aws_rules.limits", "tests.aws_rules.iam"]  # AWS's rule
 
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ConstantContactUntag")
-os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 for _name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
     os.environ[_name] = "testing"
 os.environ.pop("AWS_PROFILE", None)

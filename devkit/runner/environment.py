@@ -178,11 +178,7 @@ def start_constant_contact(args: argparse.Namespace, stack: Any, exits: ExitStac
 
 def function_environment(args: argparse.Namespace, cc: ConstantContact) -> dict[str, str]:
     """What the runner changes in the functions' environment (template.yaml's own is applied first)."""
-    environment = {
-        "CC_API_BASE_URL": cc.base_url,
-        "CC_TOKEN_URL": cc.token_url,
-        "POWERTOOLS_TRACE_DISABLED": "true",
-    }  # no X-Ray daemon here
+    environment = {"CC_API_BASE_URL": cc.base_url, "CC_TOKEN_URL": cc.token_url}
     if cc.simulator is not None:  # simulated activities take seconds: poll at the same scale
         environment["FIRST_POLL_DELAY_SECONDS"] = f"{FIRST_POLL_DELAY_SECONDS / args.speed:g}"
         environment["MAX_POLL_INTERVAL_SECONDS"] = f"{MAX_POLL_INTERVAL_SECONDS / args.speed:g}"

@@ -1,11 +1,15 @@
-"""The one Logger, Tracer and Metrics every part of the service shares (Powertools, JSON logs, EMF metrics)."""
+"""The one Logger and Metrics every part of the service shares (Powertools JSON logs, EMF metrics).
+
+Tracing is Lambda's own (template.yaml, ``Tracing: Active``): Lambda records each invocation and its
+initialisation in X-Ray, and every log line carries that invocation's ``xray_trace_id``. No tracing
+SDK runs in the functions (docs/design.md, "Tracing").
+"""
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
-
-import os
+from collections.abc import Callable
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -14,39 +18,10 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 SERVICE = "untag"
 NAMESPACE = "ConstantContactUntag"
 
-
-
-def _tracing_enabled() -> bool:
-    """X-Ray tracing runs only inside Lambda (where the template turns it on) and unless disabled."""
-    disabled = os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").lower() in ("1", "true", "yes", "on")
-    return bool(os.environ.get("LAMBDA_TASK_ROOT")) and not os.environ.get("AWS_SAM_LOCAL") and not disabled
-
-
-class _NoTracer:
-    """Stands in for Powertools' Tracer outside Lambda, so the X-Ray SDK is not even imported there."""
-
-    @staticmethod
-    def capture_lambda_handler(handler: Callable) -> Callable:
-        return handler
-
-    @staticmethod
-    def capture_method(method: Callable) -> Callable:
-        return method
-
-
-def _tracer():
-    if not _tracing_enabled():
-        return _NoTracer()
-    from aws_lambda_powertools import Tracer  # noqa: PLC0415 - imports the X-Ray SDK and patches boto3/requests
-
-    return Tracer(service=SERVICE)
-
-
 logger = Logger(service=SERVICE)
-tracer = _tracer()
 metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
 
-__all__ = ["logger", "tracer", "metrics", "MetricUnit", "count", "count_call", "lambda_entry"]
+__all__ = ["logger", "metrics", "MetricUnit", "count", "count_call", "lambda_entry"]
 
 
 def count(name: str, value: float = 1) -> None:
@@ -68,9 +43,9 @@ def count_call(endpoint: str, status_class: str) -> None:
 
 
 def lambda_entry(handler: Callable[[dict, Any], Any]) -> Callable[[dict, Any], Any]:
-    """Wrap a Lambda handler with the logger context, X-Ray and EMF metrics (cold start included)."""
+    """Wrap a Lambda handler with the logger context and EMF metrics (cold start included)."""
     observed = logger.inject_lambda_context(clear_state=True)(
-        tracer.capture_lambda_handler(metrics.log_metrics(capture_cold_start_metric=True)(handler))
+        metrics.log_metrics(capture_cold_start_metric=True)(handler)
     )
 
     @functools.wraps(handler)
