@@ -335,11 +335,17 @@ def test_functions_run_python_3_13_on_arm64_with_the_shared_layer(template):
 def test_shared_layer_is_built_for_python_3_13(template):
     # Given the shared layer
     layer = template["Resources"]["SharedLayer"]
-    # Then SAM builds it from layers/shared/requirements.txt for the functions' runtime
+    # Then SAM builds it with its Makefile, for the functions' runtime and architecture
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
-    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
     assert layer["Properties"]["ContentUri"].rstrip("/") == "layers/shared"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    recipe = (REPO_ROOT / "layers" / "shared" / "Makefile").read_text()
+    assert "build-SharedLayer:" in recipe
+    assert "--platform manylinux2014_aarch64" in recipe and "--python-version 3.13" in recipe
+    # And with bytecode no zip date can invalidate: Lambda cannot write it, so without it each cold start compiles
+    assert "-m compileall" in recipe and "--invalidation-mode checked-hash" in recipe
 
 
 def test_every_function_logs_to_its_declared_log_group_with_retention_and_encryption(template):
