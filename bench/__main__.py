@@ -7,22 +7,29 @@ with no latency and no rate limit, prints a table and writes bench/results.json:
    template's intake batch size (target <= 1.05 x ceil(10,000 / 500) = 21; naive: 10,000).
 2. GET calls of one poller run with 2,000 activities pending (target <= 6; naive: 2,000).
 3. Intake and poller throughput, records (requests) per second.
-4. Cold import time of each handler module in a fresh interpreter, over a bare `import boto3`.
+4. Cold import time of each handler module in a fresh interpreter, over a bare `import boto3`: here
+   (the layer's sources on this virtualenv) and as deployed (the layer as `sam build` makes it, the
+   runtime's boto3 and nothing else on the path, the template's environment and Lambda's, tracing on);
+   with the built layer's size, unzipped and zipped.
 5. AWS API calls per request (DynamoDB, SNS, Secrets Manager) over scenario 1.
 """
 
 from __future__ import annotations
 
 import contextlib
+import filecmp
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
+from importlib.metadata import distribution
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,28 +129,160 @@ def run_pipeline_scenarios() -> dict:
     return results
 
 
-def import_seconds(statement: str, path: list[str], **environment: str) -> float:
-    """Wall time of one import in a fresh interpreter (the median of several)."""
+def _import_once(statement: str, path: list[str], environment: dict[str, str], isolated: bool) -> float:
     code = (f"import sys, time; sys.path[:0] = {path!r}; t = time.perf_counter(); {statement}; "
             "print(time.perf_counter() - t)")
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **environment}
-    samples = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                                    env=env).stdout) for _ in range(11)]
-    return statistics.median(samples)
+    flags = ["-I", "-S", "-B"] if isolated else ["-B"]
+    return float(subprocess.run([sys.executable, *flags, "-c", code], capture_output=True, text=True, check=True,
+                                env={**os.environ, **environment}, cwd=tempfile.gettempdir()).stdout)
+
+
+def import_seconds(statement: str, path: list[str], *, isolated: bool = False, **environment: str) -> float:
+    """Wall time of one import in a fresh interpreter (the median of several), writing no bytecode.
+
+    ``isolated``: only the standard library and ``path`` are importable (``python -I -S``), as in
+    Lambda, where nothing of this virtualenv exists; otherwise ``path`` goes before the virtualenv.
+    """
+    return statistics.median(_import_once(statement, path, environment, isolated) for _ in range(11))
+
+
+def import_ratio(measured: tuple[str, list[str], dict[str, str]], baseline: tuple[str, list[str], dict[str, str]],
+                 *, isolated: bool = False, runs: int = 11) -> tuple[float, float, float]:
+    """(measured seconds, baseline seconds, ratio): medians over alternating runs of the two imports.
+
+    Alternating keeps the ratio fair on a shared machine, where load changes from second to second.
+    """
+    pairs = [(_import_once(*measured, isolated), _import_once(*baseline, isolated)) for _ in range(runs)]
+    return (statistics.median(m for m, _ in pairs), statistics.median(b for _, b in pairs),
+            statistics.median(m / b for m, b in pairs))
+
+
+# --------------------------------------------------------------------------- the layer as deployed
+
+LAYER_SOURCE = ROOT / "layers" / "shared"
+LAYER_BUILD = ROOT / ".aws-sam" / "build" / "SharedLayer"
+# What Lambda sets in every execution environment of these functions (Tracing: Active adds the X-Ray ones).
+LAMBDA_VARIABLES = {"AWS_EXECUTION_ENV": "AWS_Lambda_python3.13", "AWS_REGION": "us-east-1",
+                    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                    "AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000", "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+                    "_HANDLER": "app.lambda_handler"}
+
+
+def _sam_build_is_current() -> bool:
+    """.aws-sam/build/SharedLayer was built from layers/shared/requirements.txt and untag/ as they are now."""
+    built = LAYER_BUILD / "python"
+    sources = [LAYER_SOURCE / "requirements.txt"] + [
+        f for f in (LAYER_SOURCE / "untag").rglob("*") if f.is_file() and "__pycache__" not in f.parts]
+    return built.is_dir() and all(
+        (built / f.relative_to(LAYER_SOURCE)).is_file()
+        and filecmp.cmp(f, built / f.relative_to(LAYER_SOURCE), shallow=False) for f in sources)
+
+
+@contextlib.contextmanager
+def built_layer():
+    """The layer's contents as ``sam build`` makes them: (directory holding ``python/``, how it was made).
+
+    Either .aws-sam/build/SharedLayer when it is current (``make build``), or the recipe SAM runs
+    (layers/shared/Makefile, target build-SharedLayer) run here into a temporary directory, with this
+    interpreter (it must be Python 3.13, as the bytecode is) and PyPI or pip's cache for the wheels.
+    """
+    if _sam_build_is_current():
+        yield LAYER_BUILD, "sam build (.aws-sam/build/SharedLayer)"
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-layer-") as directory:
+        subprocess.run(["make", "--no-print-directory", "-C", str(LAYER_SOURCE), "build-SharedLayer",
+                        f"ARTIFACTS_DIR={directory}", f"LAYER_PYTHON={sys.executable}"],
+                       check=True, stdout=subprocess.DEVNULL)
+        yield Path(directory), "layers/shared/Makefile build-SharedLayer, as sam build runs it (no current sam build)"
+
+
+def tree_bytes(directory: Path) -> int:
+    return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def zipped_bytes(directory: Path) -> int:
+    with tempfile.TemporaryDirectory() as scratch:
+        return Path(shutil.make_archive(str(Path(scratch) / "layer"), "zip", directory)).stat().st_size
+
+
+def distribution_closure(name: str) -> set[str]:
+    """The installed distributions ``name`` needs, itself included (extras ignored)."""
+    from packaging.requirements import Requirement
+
+    seen: set[str] = set()
+    pending = [name]
+    while pending:
+        dist = distribution(pending.pop())
+        key = dist.metadata["Name"].lower().replace("_", "-")
+        if key in seen:
+            continue
+        seen.add(key)
+        for line in dist.requires or ():
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                pending.append(requirement.name)
+    return seen
+
+
+@contextlib.contextmanager
+def lambda_runtime_packages():
+    """A directory with only what the Lambda runtime brings (boto3 and what it needs, with their metadata)."""
+    with tempfile.TemporaryDirectory(prefix="bench-runtime-") as directory:
+        for name in sorted(distribution_closure("boto3")):
+            for entry in {Path(str(f)).parts[0] for f in distribution(name).files or ()}:
+                source = Path(str(distribution(name).locate_file(entry)))
+                link = Path(directory) / entry
+                if entry.endswith(".data") or entry == ".." or not source.exists() or link.exists():
+                    continue
+                link.symlink_to(source)
+        yield directory
+
+
+def deployed_environment(logical_id: str) -> dict[str, str]:
+    """The function's variables as template.yaml resolves them, plus what Lambda sets (LAMBDA_TASK_ROOT...)."""
+    from moto import mock_aws
+
+    from devkit.stack import provision
+
+    with mock_aws():
+        variables = provision().function_environment(logical_id)
+    return {**variables, **LAMBDA_VARIABLES, "AWS_LAMBDA_FUNCTION_NAME": logical_id}
 
 
 def cold_start() -> dict:
-    layer = str(ROOT / "layers" / "shared")
-    boto3_seconds = import_seconds("import boto3", [layer])
-    results = {"import_boto3_ms": round(boto3_seconds * 1000, 1)}
+    """Cold import of each handler over a bare ``import boto3``: here (this virtualenv) and as deployed."""
+    layer = str(LAYER_SOURCE)
+    results: dict = {}
     for function in ("intake", "poller"):
         path = [str(ROOT / "functions" / function), layer]
-        seconds = import_seconds("import app", path)
+        seconds, boto3_seconds, ratio = import_ratio(("import app", path, {}), ("import boto3", [layer], {}))
         results[f"{function}_import_ms"] = round(seconds * 1000, 1)
-        results[f"{function}_import_ratio_to_boto3"] = round(seconds / boto3_seconds, 2)
-        # Inside Lambda with Tracing: Active the X-Ray SDK (and the botocore it needs) is imported too.
-        traced = import_seconds("import app", path, LAMBDA_TASK_ROOT=str(ROOT), POWERTOOLS_TRACE_DISABLED="false")
-        results[f"{function}_import_with_xray_ratio_to_boto3"] = round(traced / boto3_seconds, 2)
+        results[f"{function}_import_boto3_ms"] = round(boto3_seconds * 1000, 1)
+        results[f"{function}_import_ratio_to_boto3"] = round(ratio, 2)
+    try:
+        with built_layer() as (layer_root, method), lambda_runtime_packages() as runtime:
+            python = layer_root / "python"
+            results["layer"] = {"made_by": method, "unzipped_bytes": tree_bytes(layer_root),
+                                "zipped_bytes": zipped_bytes(layer_root),
+                                "bytecode_bytes": sum(f.stat().st_size for f in python.rglob("*.pyc")),
+                                "boto3_or_botocore_inside": sorted(
+                                    name for name in ("boto3", "botocore") if (python / name).exists())}
+            # As deployed: the function's code, the built layer, then the runtime's boto3 and nothing else
+            # on the path (Lambda puts /var/task and /opt/python before the runtime's packages), the
+            # template's environment plus Lambda's own (LAMBDA_TASK_ROOT, Tracing: Active), no bytecode written.
+            deployed: dict = {}
+            for function, logical_id in (("intake", "IntakeFunction"), ("poller", "PollerFunction")):
+                task_root = str(ROOT / "functions" / function)
+                environment = {**deployed_environment(logical_id), "LAMBDA_TASK_ROOT": task_root}
+                seconds, boto3_seconds, ratio = import_ratio(
+                    ("import app", [task_root, str(python), runtime], environment),
+                    ("import boto3", [runtime], environment), isolated=True)
+                deployed[f"{function}_import_ms"] = round(seconds * 1000, 1)
+                deployed[f"{function}_import_boto3_ms"] = round(boto3_seconds * 1000, 1)
+                deployed[f"{function}_import_ratio_to_boto3"] = round(ratio, 2)
+            results["as_deployed"] = deployed
+    except subprocess.CalledProcessError as error:  # no network and no pip cache, or not Python 3.13
+        results["layer"] = {"error": f"could not build the layer: {error}"}
     return results
 
 
@@ -163,16 +302,33 @@ def main() -> int:
         ("poller throughput (requests finished/s)", results["poller_throughput_requests_per_second"], "", ""),
         ("intake cold import / import boto3", cold["intake_import_ratio_to_boto3"], "<= 1.3", ""),
         ("poller cold import / import boto3", cold["poller_import_ratio_to_boto3"], "<= 1.3", ""),
-        ("intake cold import with X-Ray on / boto3", cold["intake_import_with_xray_ratio_to_boto3"], "", ""),
-    ] + [(f"AWS calls per request: {service}", value, "", "") for service, value in
-         results["aws_calls_per_request"].items()]
+    ] + layer_rows(cold) + [(f"AWS calls per request: {service}", value, "", "") for service, value in
+                            results["aws_calls_per_request"].items()]
     print(f"| {'measure':<44} | {'value':>8} | {'target':>8} | {'naive':>6} |")
     print(f"|{'-' * 46}|{'-' * 10}:|{'-' * 10}:|{'-' * 8}:|")
     for name, value, target, naive in rows:
         print(f"| {name:<44} | {value:>8} | {target:>8} | {naive:>6} |")
-    print(f"\nimport boto3: {cold['import_boto3_ms']} ms; intake: {cold['intake_import_ms']} ms; "
-          f"poller: {cold['poller_import_ms']} ms. Written to {RESULTS.relative_to(ROOT)}")
+    for where, numbers in (("here", cold), ("as deployed", cold.get("as_deployed", {}))):
+        times = [f"{function} {numbers[f'{function}_import_ms']} ms / {numbers[f'{function}_import_boto3_ms']} ms"
+                 for function in ("intake", "poller") if f"{function}_import_ms" in numbers]
+        print(f"\ncold import {where} (handler / import boto3, medians): " + "; ".join(times), end="")
+    layer = cold["layer"]
+    print(f"\nlayer: {layer.get('made_by') or layer.get('error')}. Written to {RESULTS.relative_to(ROOT)}")
     return 0
+
+
+def layer_rows(cold: dict) -> list[tuple]:
+    """The rows of the built layer: its size, and the cold import as deployed (none if it could not be built)."""
+    layer, deployed = cold["layer"], cold.get("as_deployed")
+    if not deployed:
+        return []
+    return [
+        ("layer unzipped (MB, bytecode included)", round(layer["unzipped_bytes"] / 1e6, 2), "<= 10", ""),
+        ("layer zipped (MB)", round(layer["zipped_bytes"] / 1e6, 2), "", ""),
+        ("layer's own boto3/botocore", ", ".join(layer["boto3_or_botocore_inside"]) or "none", "none", ""),
+        ("intake cold import as deployed / boto3", deployed["intake_import_ratio_to_boto3"], "<= 1.2", ""),
+        ("poller cold import as deployed / boto3", deployed["poller_import_ratio_to_boto3"], "<= 1.2", ""),
+    ]
 
 
 if __name__ == "__main__":
