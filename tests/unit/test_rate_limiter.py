@@ -70,3 +70,18 @@ def test_the_cap_costs_little_throughput():
     starts = [instance.call(0.0) for _ in range(401)]
     rate = 400 / (starts[-1] - starts[0])
     assert 3.75 < rate <= 4.0
+
+
+def test_slow_slot_writes_make_it_reserve_further_ahead_instead_of_spinning():
+    slots = Slots()
+    instance = Instance(slots, 4, 0.0, start=1_000_000.0)
+    reserve = slots.reserve_slot
+
+    def slow_reserve(slot: int) -> bool:  # every write takes 0.3 s, longer than the reserve-ahead margin
+        instance.true_now += 0.3
+        return reserve(slot)
+
+    slots.reserve_slot = slow_reserve
+    starts = [instance.call(0.0) for _ in range(20)]
+    assert busiest_second(starts) <= 4
+    assert len(slots.taken) < 20 * 4  # a few missed slots, not an endless loop

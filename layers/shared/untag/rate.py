@@ -37,9 +37,10 @@ class SharedRateLimiter:
 
     def acquire(self) -> None:
         """Return when this instance may start one call."""
+        ahead = RESERVE_AHEAD
         while True:
             # A slot far enough ahead that taking it (one write) leaves time to wait for its start.
-            slot = max(self._next_slot, math.ceil((self._clock() + RESERVE_AHEAD) / self._slot_seconds))
+            slot = max(self._next_slot, math.ceil((self._clock() + ahead) / self._slot_seconds))
             while not self._slots.reserve_slot(slot):
                 slot += 1
             self._next_slot = slot + 1
@@ -50,3 +51,4 @@ class SharedRateLimiter:
             if self._clock() <= start + LATENESS:
                 return
             count("RateSlotsMissed")  # started too late for its slot (a slow write, a paused instance)
+            ahead = min(ahead * 2, 5.0)  # writes are slow now: reserve further ahead (so this ends)
