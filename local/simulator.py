@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 ACTIVITIES = "/v3/activities"
@@ -170,7 +170,12 @@ class ConstantContactSimulator:
                  reads_to_finish: int = 2, seconds_to_finish: float | None = None,
                  latency: float = 0.0, rotating_refresh_tokens: bool = True,
                  access_token_ttl: float | None = None, fault_rate: float = 0.0, seed: int = 0,
-                 client_id: str = "sim-client", client_secret: str = "sim-secret"):
+                 client_id: str = "sim-client", client_secret: str = "sim-secret",
+                 clock: Callable[[], float] | None = None):
+        # `clock` (epoch seconds) drives arrival times, token expiry, the activity lifecycle and the
+        # rate and quota windows, e.g. a virtual clock; by default the wall clock (windows: monotonic).
+        self._clock = clock or time.time
+        self._window_clock = clock or time.monotonic
         self.rate_limit_per_second = rate_limit_per_second
         self.daily_quota = daily_quota
         self.reads_to_finish = reads_to_finish
@@ -204,7 +209,7 @@ class ConstantContactSimulator:
         self._token_window: deque[float] = deque()
         self._quota_used = 0
         self._quota_exhausted = False
-        self._quota_day = datetime.now(timezone.utc).date()
+        self._quota_day = datetime.fromtimestamp(self._clock(), timezone.utc).date()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
@@ -292,7 +297,7 @@ class ConstantContactSimulator:
                     errors = [{"message": "Row 2: invalid email address"}]  # the object form
                 elif kind == "list_add":
                     status["list_count"] = rng.randint(1, 5)
-                rec = self._new_record(str(uuid.uuid4()), "foreign", None, time.time())
+                rec = self._new_record(str(uuid.uuid4()), "foreign", None, self._clock())
                 stamp = rec["created_at"]
                 rec.update(state="completed", percent_done=100, status=status, activity_errors=errors,
                            started_at=stamp, completed_at=stamp)
@@ -327,7 +332,7 @@ class ConstantContactSimulator:
     # ----- request pipeline ------------------------------------------------------------
     def _dispatch(self, method: str, target: str, headers: Any, raw: bytes) -> Response | None:
         """Answer one request (None: drop the connection) and record it in `calls`."""
-        arrived = time.time()
+        arrived = self._clock()
         url = urlsplit(target)
         query = parse_qs(url.query, keep_blank_values=True)
         if self.latency:
@@ -378,15 +383,16 @@ class ConstantContactSimulator:
             self._malformed(method, path, "missing 'Authorization: Bearer <token>' header")
             return 401, UNAUTHORIZED
         with self._lock:
-            if self._access_tokens.get(auth[len("Bearer "):], 0) <= time.time():
+            if self._access_tokens.get(auth[len("Bearer "):], 0) <= self._clock():
                 return 401, UNAUTHORIZED
-            today = datetime.now(timezone.utc).date()
+            today = datetime.fromtimestamp(self._clock(), timezone.utc).date()
             if today != self._quota_day:
                 self._quota_day, self._quota_used, self._quota_exhausted = today, 0, False
             self._quota_used += 1
             if self._quota_exhausted or (self.daily_quota is not None and self._quota_used > self.daily_quota):
                 return 429, QUOTA_EXCEEDED
-            if self.rate_limit_per_second and not _admit(self._api_window, self.rate_limit_per_second):
+            if self.rate_limit_per_second and not _admit(self._api_window, self.rate_limit_per_second,
+                                                         self._window_clock()):
                 return 429, THROTTLED
             fault = None
             if self.fault_rate > 0 and self._fault_rng.random() < self.fault_rate:
@@ -423,7 +429,7 @@ class ConstantContactSimulator:
         if problems:
             return self._bad_request("POST", TAGGINGS_REMOVE, problems)
         with self._lock:
-            rec = self._new_record(str(uuid.uuid4()), "tagging", body, time.time())
+            rec = self._new_record(str(uuid.uuid4()), "tagging", body, self._clock())
             rec["total"] = _item_count(body)
             return 201, self._view(rec)
 
@@ -476,7 +482,8 @@ class ConstantContactSimulator:
 
     def _token(self, headers: Any, raw: bytes) -> Response:
         with self._lock:
-            if self.token_rate_limit_per_second and not _admit(self._token_window, self.token_rate_limit_per_second):
+            if self.token_rate_limit_per_second and not _admit(self._token_window, self.token_rate_limit_per_second,
+                                                               self._window_clock()):
                 return 429, {"error": "too_many_requests", "error_description": "Too many token requests"}
         content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
         form = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
@@ -519,7 +526,7 @@ class ConstantContactSimulator:
         token = secrets.token_urlsafe(32)
         self.issued_secrets.append(token)
         ttl = ACCESS_TOKEN_LIFETIME if self.access_token_ttl is None else self.access_token_ttl
-        expires_at = time.time() + ttl
+        expires_at = self._clock() + ttl
         self._access_tokens[token] = expires_at
         return token, expires_at
 
@@ -539,7 +546,7 @@ class ConstantContactSimulator:
             return
         rec["reads"] += read
         if self.seconds_to_finish is not None:
-            elapsed = time.time() - rec["created"]
+            elapsed = self._clock() - rec["created"]
             progress = elapsed / self.seconds_to_finish if self.seconds_to_finish > 0 else 1.0
             if progress < 1 / 3:
                 return
@@ -547,7 +554,7 @@ class ConstantContactSimulator:
             progress = rec["reads"] / self.reads_to_finish if self.reads_to_finish > 0 else 1.0
             if progress <= 0:
                 return
-        now = _iso(time.time())
+        now = _iso(self._clock())
         rec["started_at"] = rec["started_at"] or now
         rec["updated_at"] = now
         total = rec["total"]
@@ -570,10 +577,10 @@ class ConstantContactSimulator:
         return copy.deepcopy({k: rec[k] for k in keys if rec[k] is not None})
 
 
-def _admit(window: deque[float], rate: float) -> bool:
+def _admit(window: deque[float], rate: float, now: float) -> bool:
     """Sliding-window limiter: at most max(1, int(rate)) admitted requests per max(1, int(rate))/rate s."""
     capacity = max(1, int(rate))
-    span, now = capacity / rate, time.monotonic()
+    span = capacity / rate
     while window and window[0] <= now - span:
         window.popleft()
     if len(window) >= capacity:
