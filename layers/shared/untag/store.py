@@ -450,7 +450,9 @@ class SharedRateLimiter:
 
     Time is cut into slots of ``1 / per_second`` seconds; a call takes the next free slot with a
     conditional put (one DynamoDB write per call) and waits for the slot's start, so calls
-    are at least one slot apart whichever instance makes them.
+    are at least one slot apart whichever instance makes them. A slot that began while it was
+    being taken (the put takes milliseconds) is left unused: a call made late in its slot would
+    be less than a slot before the next instance's call, and 5 calls could fall in one second.
     """
 
     def __init__(self, store: ActivityStore, per_second: float, *, clock: Callable[[], float] = time.time,
@@ -463,9 +465,13 @@ class SharedRateLimiter:
 
     def acquire(self) -> None:
         slot = max(self._next_slot, math.ceil(self._clock() / self._slot_seconds))
-        while not self._store.reserve_slot(slot):
-            slot += 1
+        while True:
+            if self._store.reserve_slot(slot):
+                wait = slot * self._slot_seconds - self._clock()
+                if wait >= 0:
+                    break
+            # Taken by another instance, or already begun: the next slot that has not.
+            slot = max(slot + 1, math.ceil(self._clock() / self._slot_seconds))
         self._next_slot = slot + 1
-        wait = slot * self._slot_seconds - self._clock()
         if wait > 0:
             self._sleep(wait)

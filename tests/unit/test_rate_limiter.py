@@ -1,0 +1,53 @@
+"""The shared rate limiter: calls at least one slot apart, whichever instance makes them, however long a slot takes to reserve."""
+
+import pytest
+
+from untag.store import SharedRateLimiter
+
+
+class Clock:
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Slots:
+    """The table's slot items: a conditional put that takes ``put_seconds``."""
+
+    def __init__(self, clock: Clock, put_seconds: float):
+        self.clock, self.put_seconds, self.taken = clock, put_seconds, set()
+
+    def reserve_slot(self, slot: int) -> bool:
+        self.clock.sleep(self.put_seconds)
+        if slot in self.taken:
+            return False
+        self.taken.add(slot)
+        return True
+
+
+def test_a_slot_that_begins_while_it_is_reserved_is_not_used():
+    clock = Clock(1000.0 - 0.001)  # 1 ms before a slot begins; the put takes 5 ms
+    slots = Slots(clock, put_seconds=0.005)
+    limiter = SharedRateLimiter(slots, 4, clock=clock, sleep=clock.sleep)
+    limiter.acquire()
+    assert clock.now == pytest.approx(1000.25)  # not 1000.004, late in the slot of 1000.0
+    assert slots.taken == {4000, 4001}  # the begun slot stays taken, unused
+
+
+def test_calls_of_two_instances_are_a_slot_apart():
+    clock = Clock()
+    slots = Slots(clock, put_seconds=0.005)
+    first = SharedRateLimiter(slots, 4, clock=clock, sleep=clock.sleep)
+    second = SharedRateLimiter(slots, 4, clock=clock, sleep=clock.sleep)
+    starts = []
+    for limiter in (first, second) * 6:
+        limiter.acquire()
+        starts.append(clock.now)
+        clock.sleep(0.003)  # the call's own work before the next instance asks
+    assert all(later - earlier >= 0.25 - 1e-9 for earlier, later in zip(starts, starts[1:]))
+    assert all(abs(round(start * 4) - start * 4) < 1e-6 for start in starts)  # each call at its slot's start
