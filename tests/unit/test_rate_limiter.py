@@ -51,3 +51,26 @@ def test_calls_of_two_instances_are_a_slot_apart():
         clock.sleep(0.003)  # the call's own work before the next instance asks
     assert all(later - earlier >= 0.25 - 1e-9 for earlier, later in zip(starts, starts[1:]))
     assert all(abs(round(start * 4) - start * 4) < 1e-6 for start in starts)  # each call at its slot's start
+
+
+def test_a_put_slower_than_a_slot_takes_a_slot_far_enough_ahead():
+    clock = Clock()
+    slots = Slots(clock, put_seconds=1.0)  # DynamoDB having a slow moment
+    limiter = SharedRateLimiter(slots, 4, clock=clock, sleep=clock.sleep)
+    limiter.acquire()
+    assert clock.now == pytest.approx(1002.0)  # the second put asked for a slot a put's time ahead
+    limiter.acquire()
+    assert clock.now == pytest.approx(1003.0)
+
+
+def test_a_limiter_never_spins_when_every_put_is_slower_than_the_last():
+    clock = Clock()
+    slots = Slots(clock, put_seconds=1.0)
+
+    def slower(slot: int) -> bool:
+        slots.put_seconds *= 2
+        return Slots.reserve_slot(slots, slot)
+
+    slots.reserve_slot = slower
+    SharedRateLimiter(slots, 4, clock=clock, sleep=clock.sleep).acquire()
+    assert len(slots.taken) == 1 + SharedRateLimiter.LATE_SLOTS_SKIPPED

@@ -451,9 +451,12 @@ class SharedRateLimiter:
     Time is cut into slots of ``1 / per_second`` seconds; a call takes the next free slot with a
     conditional put (one DynamoDB write per call) and waits for the slot's start, so calls
     are at least one slot apart whichever instance makes them. A slot that began while it was
-    being taken (the put takes milliseconds) is left unused: a call made late in its slot would
-    be less than a slot before the next instance's call, and 5 calls could fall in one second.
+    being taken is left unused (a call made late in its slot would be less than a slot before
+    the next one, and 5 calls could fall in one second), and slots are taken at least as far
+    ahead as the last put took, so that a slow put does not miss slot after slot.
     """
+
+    LATE_SLOTS_SKIPPED = 5  # then a late slot is used after all: never spin while DynamoDB is slow
 
     def __init__(self, store: ActivityStore, per_second: float, *, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep):
@@ -462,16 +465,24 @@ class SharedRateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._next_slot = 0
+        self._lead = 0.0  # how long the last put took
 
     def acquire(self) -> None:
-        slot = max(self._next_slot, math.ceil(self._clock() / self._slot_seconds))
+        slot = max(self._next_slot, self._first_slot_after(self._clock() + self._lead))
+        late = 0
         while True:
-            if self._store.reserve_slot(slot):
-                wait = slot * self._slot_seconds - self._clock()
-                if wait >= 0:
-                    break
-            # Taken by another instance, or already begun: the next slot that has not.
-            slot = max(slot + 1, math.ceil(self._clock() / self._slot_seconds))
+            asked = self._clock()
+            taken = self._store.reserve_slot(slot)
+            now = self._clock()
+            self._lead = max(0.0, now - asked)
+            if taken and (slot * self._slot_seconds >= now or late >= self.LATE_SLOTS_SKIPPED):
+                break
+            late += taken  # taken by another instance, or begun: the next that will not have begun
+            slot = max(slot + 1, self._first_slot_after(now + self._lead))
         self._next_slot = slot + 1
+        wait = slot * self._slot_seconds - self._clock()
         if wait > 0:
             self._sleep(wait)
+
+    def _first_slot_after(self, moment: float) -> int:
+        return math.ceil(moment / self._slot_seconds)
