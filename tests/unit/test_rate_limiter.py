@@ -1,7 +1,8 @@
 """The shared rate limiter: calls at least one slot apart, whichever instance makes them, however long a slot takes to reserve."""
 
-import pytest
+import itertools
 
+import pytest
 from untag.store import SharedRateLimiter
 
 
@@ -49,7 +50,7 @@ def test_calls_of_two_instances_are_a_slot_apart():
         limiter.acquire()
         starts.append(clock.now)
         clock.sleep(0.003)  # the call's own work before the next instance asks
-    assert all(later - earlier >= 0.25 - 1e-9 for earlier, later in zip(starts, starts[1:]))
+    assert all(later - earlier >= 0.25 - 1e-9 for earlier, later in itertools.pairwise(starts))
     assert all(abs(round(start * 4) - start * 4) < 1e-6 for start in starts)  # each call at its slot's start
 
 
