@@ -363,18 +363,23 @@ class _Emulation:
         self.dynamodb = aws.client("dynamodb")  # reads the end state
         aws.client("secretsmanager").put_secret_value(SecretId=self.stack.secret_id,
                                                       SecretString=json.dumps(self.simulator.issue_tokens()))
+        quiet = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true",
+                 "POWERTOOLS_TRACE_DISABLED": "true"}
+        os.environ.update(quiet)
         self.intake = load_handler(self.stack, "IntakeFunction")  # puts the shared layer on the path
         self.poller = load_handler(self.stack, "PollerFunction")
         from untag.config import ENVIRONMENT, load_config
+        from untag.observability import logger
         from untag.services import Services
 
+        self._log_level = logger.log_level  # an earlier import may have set another: thousands of lines
+        logger.setLevel("ERROR")
         for name in ENVIRONMENT.values():  # as deployed: only what template.yaml sets, and the overrides
             os.environ.pop(name, None)
         os.environ.update(self.stack.function_environment("PollerFunction"))
         os.environ.update(self.stack.function_environment("IntakeFunction"))
         os.environ.update({"CC_API_BASE_URL": self.simulator.base_url, "CC_TOKEN_URL": self.simulator.token_url,
-                           "POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true",
-                           "POWERTOOLS_TRACE_DISABLED": "true", **environment})
+                           **quiet, **environment})
         self.config = load_config()
         make = virtual_services(Services, self.clock, boto3.session.Session(), cc_latency=cc_latency,
                                 aws_latency=aws_latency)
@@ -420,6 +425,10 @@ class _Emulation:
 
     def close(self) -> None:
         self.simulator.stop()
+        if hasattr(self, "_log_level"):
+            from untag.observability import logger
+
+            logger.setLevel(self._log_level)
 
     # -- the run ----------------------------------------------------------------------------
 
