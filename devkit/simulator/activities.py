@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import re
-import time
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -59,7 +58,7 @@ class ActivityApi:
         if refused:  # a well-formed body Constant Contact refuses (e.g. a contact that cannot be tagged)
             return 400, api_errors("contacts.api.validation.error", f"contact {refused[0]} cannot be updated")
         with self._lock:
-            rec = self._new_record(str(uuid.uuid4()), "tagging", body, time.time())
+            rec = self._new_record(str(uuid.uuid4()), "tagging", body, self._clock())
             rec["total"] = item_count(body)
             return 201, self._view(rec)
 
@@ -140,7 +139,7 @@ class ActivityApi:
             return
         rec["reads"] += read
         if self.seconds_to_finish is not None:
-            elapsed = time.time() - rec["created"]
+            elapsed = self._clock() - rec["created"]
             progress = elapsed / self.seconds_to_finish if self.seconds_to_finish > 0 else 1.0
             if progress < 1 / 3:
                 return
@@ -148,7 +147,7 @@ class ActivityApi:
             progress = rec["reads"] / self.reads_to_finish if self.reads_to_finish > 0 else 1.0
             if progress <= 0:
                 return
-        now = iso(time.time())
+        now = iso(self._clock())
         rec["started_at"] = rec["started_at"] or now
         rec["updated_at"] = now
         total = rec["total"]

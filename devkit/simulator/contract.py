@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
 from collections import deque
 from datetime import UTC, datetime
 from typing import Any
@@ -125,10 +124,10 @@ def decode_cursor(cursor: str) -> int | None:
     return int(seq) if prefix == "sim" and seq.isascii() and seq.isdigit() else None
 
 
-def admit(window: deque[float], rate: float) -> bool:
+def admit(window: deque[float], rate: float, now: float) -> bool:
     """Sliding-window limiter: at most max(1, int(rate)) admitted requests per max(1, int(rate))/rate s."""
     capacity = max(1, int(rate))
-    span, now = capacity / rate, time.monotonic()
+    span = capacity / rate
     while window and window[0] <= now - span:
         window.popleft()
     if len(window) >= capacity:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -37,7 +36,9 @@ class TokenApi:
         if gate is not None:  # a slow token endpoint: the refresh is in flight until the test opens the gate
             gate.wait(30)
         with self._lock:
-            if self.token_rate_limit_per_second and not admit(self._token_window, self.token_rate_limit_per_second):
+            if self.token_rate_limit_per_second and not admit(
+                self._token_window, self.token_rate_limit_per_second, self._window_clock()
+            ):
                 return 429, {"error": "too_many_requests", "error_description": "Too many token requests"}
         content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
         form = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
@@ -84,6 +85,6 @@ class TokenApi:
         token = secrets.token_urlsafe(32)
         self.issued_secrets.append(token)
         ttl = ACCESS_TOKEN_LIFETIME if self.access_token_ttl is None else self.access_token_ttl
-        expires_at = time.time() + ttl
+        expires_at = self._clock() + ttl
         self._access_tokens[token] = expires_at
         return token, expires_at

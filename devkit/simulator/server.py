@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -83,7 +84,12 @@ class ConstantContactSimulator(ActivityApi, TokenApi):
         seed: int = 0,
         client_id: str = "sim-client",
         client_secret: str = "sim-secret",
+        clock: Callable[[], float] | None = None,
     ):
+        # `clock` (epoch seconds) drives arrival times, token expiry, the activity lifecycle and the
+        # rate and quota windows, e.g. a virtual clock; by default the wall clock (windows: monotonic).
+        self._clock = clock or time.time
+        self._window_clock = clock or time.monotonic
         self.rate_limit_per_second = rate_limit_per_second
         self.daily_quota = daily_quota
         self.reads_to_finish = reads_to_finish
@@ -119,7 +125,7 @@ class ConstantContactSimulator(ActivityApi, TokenApi):
         self._token_window: deque[float] = deque()
         self._quota_used = 0
         self._quota_exhausted = False
-        self._quota_day = datetime.now(UTC).date()
+        self._quota_day = datetime.fromtimestamp(self._clock(), UTC).date()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
@@ -224,7 +230,7 @@ class ConstantContactSimulator(ActivityApi, TokenApi):
                     errors = [{"message": "Row 2: invalid email address"}]  # the object form
                 elif kind == "list_add":
                     status["list_count"] = rng.randint(1, 5)
-                rec = self._new_record(str(uuid.uuid4()), "foreign", None, time.time())
+                rec = self._new_record(str(uuid.uuid4()), "foreign", None, self._clock())
                 stamp = rec["created_at"]
                 rec.update(
                     state="completed",
@@ -268,7 +274,7 @@ class ConstantContactSimulator(ActivityApi, TokenApi):
     # ----- request pipeline ------------------------------------------------------------
     def _dispatch(self, method: str, target: str, headers: Any, raw: bytes) -> Response | None:
         """Answer one request (None: drop the connection) and record it in `calls`."""
-        arrived = time.time()
+        arrived = self._clock()
         url = urlsplit(target)
         query = parse_qs(url.query, keep_blank_values=True)
         if self.latency:
@@ -326,15 +332,17 @@ class ConstantContactSimulator(ActivityApi, TokenApi):
             self._malformed(method, path, "missing 'Authorization: Bearer <token>' header")
             return 401, UNAUTHORIZED
         with self._lock:
-            if self._access_tokens.get(auth[len("Bearer ") :], 0) <= time.time():
+            if self._access_tokens.get(auth[len("Bearer ") :], 0) <= self._clock():
                 return 401, UNAUTHORIZED
-            today = datetime.now(UTC).date()
+            today = datetime.fromtimestamp(self._clock(), UTC).date()
             if today != self._quota_day:
                 self._quota_day, self._quota_used, self._quota_exhausted = today, 0, False
             self._quota_used += 1
             if self._quota_exhausted or (self.daily_quota is not None and self._quota_used > self.daily_quota):
                 return 429, QUOTA_EXCEEDED
-            if self.rate_limit_per_second and not admit(self._api_window, self.rate_limit_per_second):
+            if self.rate_limit_per_second and not admit(
+                self._api_window, self.rate_limit_per_second, self._window_clock()
+            ):
                 return 429, THROTTLED
             fault = None
             if self.fault_rate > 0 and self._fault_rng.random() < self.fault_rate:

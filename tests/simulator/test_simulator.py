@@ -279,6 +279,20 @@ def test_rate_limit_throttles_across_endpoints(make_sim):
     assert session.get(f"{sim.base_url}/activities", timeout=5).status_code == 200
 
 
+
+def test_an_injected_clock_drives_arrival_times_and_the_rate_window(make_sim):
+    now = [1_900_000_000.0]
+    sim = make_sim(rate_limit_per_second=4, clock=lambda: now[0])
+    session = api(sim)
+    statuses = []
+    for step in range(5):  # 0, 0.2, ... 0.8 s of the injected clock: the fifth is over 4 in one second
+        now[0] = 1_900_000_000.0 + step * 0.2
+        statuses.append(create(session, sim).status_code)
+    assert statuses == [201] * 4 + [429]
+    now[0] = 1_900_000_001.0  # the first call left the window, whatever the wall clock says
+    assert create(session, sim).status_code == 201
+    assert [call.at for call in sim.calls][:2] == [1_900_000_000.0, 1_900_000_000.2]
+
 def test_daily_quota(make_sim):
     sim = make_sim(daily_quota=3)
     session = api(sim)

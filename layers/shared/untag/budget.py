@@ -15,18 +15,23 @@ class TimeBudget:
     start (a 60 s Lambda keeps 10 s back; one that starts with 5 s keeps 1 s back) and at least
     half a second. A context without ``get_remaining_time_in_millis``, or one that reports 0 at
     the start (test stand-ins; a real invocation never starts with 0 ms), has unlimited time.
+
+    With ``run_seconds`` (the poller) calls are started for at most that long, and the reserve
+    follows: the last call ends within ``run_seconds`` + the reserve (50 + 10 s: before the next
+    1-minute tick). The reserve is not taken out of ``run_seconds`` too: that stopped the
+    poller's calls at 40 s and left the rate limit unused for a third of every minute.
     """
 
     def __init__(self, context: Any, reserve_seconds: float, *, run_seconds: float | None = None):
         self._context = context
         self._cut = 0.0
         start = self.remaining()
-        if run_seconds is not None and run_seconds < start < float("inf"):
-            self._cut = start - run_seconds  # end the run early: at most ``run_seconds`` from now
         if start <= 0:
             self._context = None
             start = float("inf")
         self.reserve = min(reserve_seconds, max(MINIMUM_RESERVE_SECONDS, start * RESERVE_SHARE))
+        if run_seconds is not None and run_seconds + self.reserve < start < float("inf"):
+            self._cut = start - run_seconds - self.reserve  # calls stop ``run_seconds`` from now
 
     def remaining(self) -> float:
         if self._context is None:

@@ -50,22 +50,15 @@ def accept_batch(messages: list[Message], services: Ports, budget: TimeBudget) -
     """
     services.begin(budget)
     failed: set[str] = set()
-    outcomes = _read_all(messages, services, budget, failed)
+    outcomes = _read_all(messages, services)
     held = _record_all(outcomes, services, budget, failed)
     _drive(services, budget, held)
     return failed
 
 
-def _read_all(messages: list[Message], services: Ports, budget: TimeBudget,
-              failed: set[str]) -> list[tuple[Message, UntagRequest | Rejection]]:
+def _read_all(messages: list[Message], services: Ports) -> list[tuple[Message, UntagRequest | Rejection]]:
     """Phase 1: each message read on its own (envelopes, variants, rules and caps)."""
-    outcomes = []
-    for message in messages:
-        if budget.exhausted():  # not read: SQS delivers it again, to an invocation with time
-            failed.add(message.message_id)
-            continue
-        outcomes.append((message, _read(message, services.config.max_activities_per_request)))
-    return outcomes
+    return [(message, _read(message, services.config.max_activities_per_request)) for message in messages]
 
 
 def _record_all(outcomes: list[tuple[Message, UntagRequest | Rejection]], services: Ports, budget: TimeBudget,
@@ -75,6 +68,9 @@ def _record_all(outcomes: list[tuple[Message, UntagRequest | Rejection]], servic
     held: list[RequestRecord] = []
     calls = affordable_calls(services, budget)
     for message, outcome in outcomes:
+        if budget.exhausted():  # not recorded: SQS delivers it again, to an invocation with time
+            failed.add(message.message_id)
+            continue
         try:
             if isinstance(outcome, Rejection):
                 _reject(services, outcome, message)

@@ -22,6 +22,7 @@ CLIENT_OPTIONS = {
 class Services:
     config: Config
     clock: Callable[[], float] = field(default=time.time)
+    sleep: Callable[[float], None] = field(default=time.sleep)  # every wait: rate slots, back-off, token lock
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def aws(self, service: str) -> Any:
@@ -62,7 +63,7 @@ class Services:
         from untag.tokens import SecretsManagerSecret, TokenProvider
 
         secret = SecretsManagerSecret(lambda: self.aws("secretsmanager"), self.config.token_secret_id)
-        return TokenProvider(secret, self.config.token_url, self.controls, clock=self.clock)
+        return TokenProvider(secret, self.config.token_url, self.controls, clock=self.clock, sleep=self.sleep)
 
     @cached_property
     def constant_contact(self):
@@ -78,9 +79,11 @@ class Services:
         return ConstantContactClient(
             self.config.api_base_url,
             self.tokens,
-            rate_limiter=SharedRateLimiter(self.controls, self.config.requests_per_second, clock=self.clock),
+            rate_limiter=SharedRateLimiter(self.controls, self.config.requests_per_second, clock=self.clock,
+                                           sleep=self.sleep),
             timeouts=(self.config.connect_timeout_seconds, self.config.read_timeout_seconds),
             session=session,
+            sleep=self.sleep,
         )
 
 
