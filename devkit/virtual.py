@@ -40,7 +40,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from devkit.pipeline import LambdaContext, function_timeout, load_handler, scheduled_event, sqs_event, template_parameter
+from devkit.pipeline import (
+    LambdaContext,
+    function_timeout,
+    load_handler,
+    scheduled_event,
+    sqs_event,
+    template_parameter,
+)
 
 START = 1_900_000_000.0  # virtual epoch of the burst (2030-03-17T17:46:40Z): whole seconds, far from midnight UTC
 TAGGINGS_REMOVE = "/v3/activities/contacts_taggings_remove"
@@ -236,9 +243,11 @@ def _quicker_moto_sqs() -> Iterator[None]:
         period = int(backend.get_queue(queue_name).message_retention_period)
         return period + message.sent_timestamp / 1000 > time.time()
 
-    with mock.patch.object(models, "unix_time", now), \
-            mock.patch.object(models, "unix_time_millis", lambda dt=None: now(dt) * 1000.0), \
-            mock.patch.object(models.SQSBackend, "is_message_valid_based_on_retention_period", retained):
+    with (
+        mock.patch.object(models, "unix_time", now),
+        mock.patch.object(models, "unix_time_millis", lambda dt=None: now(dt) * 1000.0),
+        mock.patch.object(models.SQSBackend, "is_message_valid_based_on_retention_period", retained),
+    ):
         yield
 
 
@@ -300,10 +309,18 @@ class BurstResult:
         return end - covered
 
 
-def run_burst(requests: int = 3000, *, requests_per_second: float | None = None, cc_latency: float = 0.1,
-              aws_latency: float = 0.005, first_tick: float = 30.0, seconds_to_finish: float = 10.0,
-              environment: dict[str, str] | None = None, limit_factor: float = 4.0,
-              intake_timeout: float | None = None) -> BurstResult:
+def run_burst(
+    requests: int = 3000,
+    *,
+    requests_per_second: float | None = None,
+    cc_latency: float = 0.1,
+    aws_latency: float = 0.005,
+    first_tick: float = 30.0,
+    seconds_to_finish: float = 10.0,
+    environment: dict[str, str] | None = None,
+    limit_factor: float = 4.0,
+    intake_timeout: float | None = None,
+) -> BurstResult:
     """Send ``requests`` single-contact requests, each removing its own tag, at once; drive the functions in
     virtual time until every request has its activity (or ``limit_factor`` x the physical limit, at least an
     hour, has passed). ``intake_timeout`` replaces template.yaml's (tests: an intake short of time leaves
@@ -315,10 +332,17 @@ def run_burst(requests: int = 3000, *, requests_per_second: float | None = None,
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             os.environ.setdefault(name, "virtual")
-        emulation = _Emulation(requests, requests_per_second=requests_per_second, cc_latency=cc_latency,
-                               aws_latency=aws_latency, first_tick=first_tick, seconds_to_finish=seconds_to_finish,
-                               environment=environment or {}, limit_factor=limit_factor,
-                               intake_timeout=intake_timeout)
+        emulation = _Emulation(
+            requests,
+            requests_per_second=requests_per_second,
+            cc_latency=cc_latency,
+            aws_latency=aws_latency,
+            first_tick=first_tick,
+            seconds_to_finish=seconds_to_finish,
+            environment=environment or {},
+            limit_factor=limit_factor,
+            intake_timeout=intake_timeout,
+        )
         try:
             result = emulation.run()
         finally:
@@ -328,9 +352,19 @@ def run_burst(requests: int = 3000, *, requests_per_second: float | None = None,
 
 
 class _Emulation:
-    def __init__(self, requests: int, *, requests_per_second: float | None, cc_latency: float, aws_latency: float,
-                 first_tick: float, seconds_to_finish: float, environment: dict[str, str], limit_factor: float,
-                 intake_timeout: float | None):
+    def __init__(
+        self,
+        requests: int,
+        *,
+        requests_per_second: float | None,
+        cc_latency: float,
+        aws_latency: float,
+        first_tick: float,
+        seconds_to_finish: float,
+        environment: dict[str, str],
+        limit_factor: float,
+        intake_timeout: float | None,
+    ):
         from devkit.simulator import ConstantContactSimulator
         from devkit.stack import load_template
 
@@ -341,18 +375,39 @@ class _Emulation:
         self.cc_latency = cc_latency
         self.clock = VirtualClock(START)
         # The real API's limit (4 a second) and quota; activities finish a few seconds after creation.
-        self.simulator = ConstantContactSimulator(rate_limit_per_second=4.0, daily_quota=10_000,
-                                                  seconds_to_finish=seconds_to_finish, clock=self.clock.now).start()
+        self.simulator = ConstantContactSimulator(
+            rate_limit_per_second=4.0, daily_quota=10_000, seconds_to_finish=seconds_to_finish, clock=self.clock.now
+        ).start()
         try:
-            self._set_up(template, requests, rate_parameter, cc_latency, aws_latency, first_tick, seconds_to_finish,
-                         environment, limit_factor, intake_timeout)
+            self._set_up(
+                template,
+                requests,
+                rate_parameter,
+                cc_latency,
+                aws_latency,
+                first_tick,
+                seconds_to_finish,
+                environment,
+                limit_factor,
+                intake_timeout,
+            )
         except BaseException:
             self.simulator.stop()
             raise
 
-    def _set_up(self, template: dict, requests: int, rate_parameter: dict, cc_latency: float, aws_latency: float,
-                first_tick: float, seconds_to_finish: float, environment: dict[str, str], limit_factor: float,
-                intake_timeout: float | None) -> None:
+    def _set_up(
+        self,
+        template: dict,
+        requests: int,
+        rate_parameter: dict,
+        cc_latency: float,
+        aws_latency: float,
+        first_tick: float,
+        seconds_to_finish: float,
+        environment: dict[str, str],
+        limit_factor: float,
+        intake_timeout: float | None,
+    ) -> None:
         import boto3
 
         from devkit.stack import provision
@@ -361,10 +416,14 @@ class _Emulation:
         aws = boto3.session.Session()
         self.sqs = aws.client("sqs")  # the event source mapping's own calls: no virtual latency
         self.dynamodb = aws.client("dynamodb")  # reads the end state
-        aws.client("secretsmanager").put_secret_value(SecretId=self.stack.secret_id,
-                                                      SecretString=json.dumps(self.simulator.issue_tokens()))
-        quiet = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true",
-                 "POWERTOOLS_TRACE_DISABLED": "true"}
+        aws.client("secretsmanager").put_secret_value(
+            SecretId=self.stack.secret_id, SecretString=json.dumps(self.simulator.issue_tokens())
+        )
+        quiet = {
+            "POWERTOOLS_LOG_LEVEL": "ERROR",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
         os.environ.update(quiet)
         self.intake = load_handler(self.stack, "IntakeFunction")  # puts the shared layer on the path
         self.poller = load_handler(self.stack, "PollerFunction")
@@ -378,11 +437,18 @@ class _Emulation:
             os.environ.pop(name, None)
         os.environ.update(self.stack.function_environment("PollerFunction"))
         os.environ.update(self.stack.function_environment("IntakeFunction"))
-        os.environ.update({"CC_API_BASE_URL": self.simulator.base_url, "CC_TOKEN_URL": self.simulator.token_url,
-                           **quiet, **environment})
+        os.environ.update(
+            {
+                "CC_API_BASE_URL": self.simulator.base_url,
+                "CC_TOKEN_URL": self.simulator.token_url,
+                **quiet,
+                **environment,
+            }
+        )
         self.config = load_config()
-        make = virtual_services(Services, self.clock, boto3.session.Session(), cc_latency=cc_latency,
-                                aws_latency=aws_latency)
+        make = virtual_services(
+            Services, self.clock, boto3.session.Session(), cc_latency=cc_latency, aws_latency=aws_latency
+        )
         self._instances: dict[str, Any] = {}
         self._make_services = make
         self._current = threading.local()
@@ -402,15 +468,23 @@ class _Emulation:
         self.deadline = START + max(limit_factor * requests / self.rate, 3600.0)
         self.region = os.environ["AWS_DEFAULT_REGION"]
         self.settings = {
-            "cc_requests_per_second": self.rate, "template_default_requests_per_second": float(rate_parameter["Default"]),
-            "cc_latency_seconds": cc_latency, "aws_latency_seconds": aws_latency,
-            "activity_seconds_to_finish": seconds_to_finish, "intake_batch_size": self.batch_size,
-            "intake_batching_window_seconds": self.batching_window, "intake_max_concurrency": self.concurrency,
-            "intake_timeout_seconds": self.intake_timeout, "poller_timeout_seconds": self.poller_timeout,
-            "poll_schedule_seconds": self.period, "first_tick_seconds": first_tick,
-            "visibility_timeout_seconds": self.visibility_timeout, "max_receive_count": self.max_receive_count,
+            "cc_requests_per_second": self.rate,
+            "template_default_requests_per_second": float(rate_parameter["Default"]),
+            "cc_latency_seconds": cc_latency,
+            "aws_latency_seconds": aws_latency,
+            "activity_seconds_to_finish": seconds_to_finish,
+            "intake_batch_size": self.batch_size,
+            "intake_batching_window_seconds": self.batching_window,
+            "intake_max_concurrency": self.concurrency,
+            "intake_timeout_seconds": self.intake_timeout,
+            "poller_timeout_seconds": self.poller_timeout,
+            "poll_schedule_seconds": self.period,
+            "first_tick_seconds": first_tick,
+            "visibility_timeout_seconds": self.visibility_timeout,
+            "max_receive_count": self.max_receive_count,
             "poller_run_seconds": self.config.poller_run_seconds,
-            "time_reserve_seconds": self.config.time_reserve_seconds, **environment,
+            "time_reserve_seconds": self.config.time_reserve_seconds,
+            **environment,
         }
         self.expected = {f"t{n}" for n in range(requests)}
         self.created: set[str] = set()
@@ -433,11 +507,15 @@ class _Emulation:
     # -- the run ----------------------------------------------------------------------------
 
     def run(self) -> BurstResult:
-        bodies = [json.dumps({"request_id": f"burst-{n}", "source": {"contact_ids": [f"c{n}"]}, "tag_ids": [f"t{n}"]})
-                  for n in range(self.requests)]
+        bodies = [
+            json.dumps({"request_id": f"burst-{n}", "source": {"contact_ids": [f"c{n}"]}, "tag_ids": [f"t{n}"]})
+            for n in range(self.requests)
+        ]
         for start in range(0, len(bodies), 10):
-            answer = self.sqs.send_message_batch(QueueUrl=self.stack.queue_url, Entries=[
-                {"Id": str(n), "MessageBody": body} for n, body in enumerate(bodies[start:start + 10])])
+            answer = self.sqs.send_message_batch(
+                QueueUrl=self.stack.queue_url,
+                Entries=[{"Id": str(n), "MessageBody": body} for n, body in enumerate(bodies[start : start + 10])],
+            )
             if answer.get("Failed"):
                 raise RuntimeError(f"could not queue the burst: {answer['Failed']}")
         for worker in range(self.concurrency):
@@ -475,7 +553,7 @@ class _Emulation:
     def _note_calls(self) -> None:
         """Follow the simulator's log: which requests have their activity, and when the last one got it."""
         calls = self.simulator.calls
-        for call in calls[self._seen_calls:]:
+        for call in calls[self._seen_calls :]:
             if call.method == "POST" and call.path == TAGGINGS_REMOVE and call.status == 201:
                 for tag in call.body["tag_ids"]:
                     if tag in self.created:
@@ -513,9 +591,13 @@ class _Emulation:
     def _receive(self, wanted: int) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
         while len(messages) < wanted:
-            answer = self.sqs.receive_message(QueueUrl=self.stack.queue_url,
-                                              MaxNumberOfMessages=min(10, wanted - len(messages)),
-                                              AttributeNames=["All"], MessageAttributeNames=["All"], WaitTimeSeconds=0)
+            answer = self.sqs.receive_message(
+                QueueUrl=self.stack.queue_url,
+                MaxNumberOfMessages=min(10, wanted - len(messages)),
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            )
             received = answer.get("Messages", [])
             if not received:
                 break
@@ -531,15 +613,17 @@ class _Emulation:
         for message_id, (receipt, at) in list(self.hidden.items()):
             if at <= now:
                 del self.hidden[message_id]
-                self.sqs.change_message_visibility(QueueUrl=self.stack.queue_url, ReceiptHandle=receipt,
-                                                   VisibilityTimeout=0)
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.stack.queue_url, ReceiptHandle=receipt, VisibilityTimeout=0
+                )
 
     def _invoke_intake(self, instance: str, messages: list[dict[str, Any]]) -> None:
         started = self.clock.now()
         event = sqs_event(messages, self.stack.queue_arn, self.region)
         for record in event["Records"]:  # what SQS would say in virtual time
-            record["attributes"].update(SentTimestamp=str(int(START * 1000)),
-                                        ApproximateReceiveCount=str(self.receives[record["messageId"]]))
+            record["attributes"].update(
+                SentTimestamp=str(int(START * 1000)), ApproximateReceiveCount=str(self.receives[record["messageId"]])
+            )
         services = self._current.services = self._instance(instance)
         log = services.constant_contact.log
         before = len(log)
@@ -559,15 +643,22 @@ class _Emulation:
         self.invocations.append(invocation)
         done = [message for message in messages if message["MessageId"] not in failed]
         for start in range(0, len(done), 10):
-            self.sqs.delete_message_batch(QueueUrl=self.stack.queue_url, Entries=[
-                {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]}
-                for n, message in enumerate(done[start:start + 10])])
+            self.sqs.delete_message_batch(
+                QueueUrl=self.stack.queue_url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]}
+                    for n, message in enumerate(done[start : start + 10])
+                ],
+            )
         for message in messages:
             if message["MessageId"] in failed:  # hidden (in moto: for long) until its virtual visibility timeout
-                self.sqs.change_message_visibility(QueueUrl=self.stack.queue_url,
-                                                   ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=36_000)
-                self.hidden[message["MessageId"]] = (message["ReceiptHandle"],
-                                                     message["received_at"] + self.visibility_timeout)
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.stack.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=36_000
+                )
+                self.hidden[message["MessageId"]] = (
+                    message["ReceiptHandle"],
+                    message["received_at"] + self.visibility_timeout,
+                )
 
     # -- the poller's schedule --------------------------------------------------------------
 
@@ -583,8 +674,9 @@ class _Emulation:
             before = len(log)
             invocation = Invocation("poller", "poller", started - START, started - START)
             try:
-                self.poller(scheduled_event(self.region), _virtual_context(self.clock, "untag-poller",
-                                                                           self.poller_timeout))
+                self.poller(
+                    scheduled_event(self.region), _virtual_context(self.clock, "untag-poller", self.poller_timeout)
+                )
             except Exception:  # noqa: BLE001 - the next tick is the retry
                 invocation.error = traceback.format_exc()
             invocation.ended = self.clock.now() - START
@@ -601,7 +693,8 @@ class _Emulation:
 
     def _depth(self, url: str) -> int:
         attributes = self.sqs.get_queue_attributes(
-            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )
         return sum(int(value) for value in attributes["Attributes"].values())
 
     def _left_creating(self) -> int:

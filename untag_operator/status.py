@@ -41,9 +41,20 @@ def _accepted(store: ActivityStore, record: RequestRecord) -> dict[str, Any]:
     activities = []
     for index, activity_id in chunks:
         activity = known.get(activity_id)
-        status = activity.status.as_event() if activity else {
-            "activity_id": activity_id, "state": "unknown", "percent_done": 0, "items_total_count": None,
-            "items_completed_count": None, "errors": [], "created_at": None, "completed_at": None}
+        status = (
+            activity.status.as_event()
+            if activity
+            else {
+                "activity_id": activity_id,
+                "state": "unknown",
+                "percent_done": 0,
+                "items_total_count": None,
+                "items_completed_count": None,
+                "errors": [],
+                "created_at": None,
+                "completed_at": None,
+            }
+        )
         shared_with = [other for other in (activity.request_ids if activity else ()) if other != record.request_id]
         activities.append({"index": index, **status, "shared_with": shared_with})
     creation_errors = record.creation_error_list()
@@ -51,7 +62,9 @@ def _accepted(store: ActivityStore, record: RequestRecord) -> dict[str, Any]:
     event = json.loads(record.event) if record.event else None
     if event is not None:
         percent = 100
-        creation_errors = creation_errors or [error for error in event.get("errors", ()) if "could not be created" in error]
+        creation_errors = creation_errors or [
+            error for error in event.get("errors", ()) if "could not be created" in error
+        ]
     else:  # chunks not created yet count 0; a chunk Constant Contact refused is over
         done = sum(int(a["percent_done"] or 0) if a["state"] not in TERMINAL_STATES else 100 for a in activities)
         percent = int((done + 100 * len(creation_errors)) / planned)
