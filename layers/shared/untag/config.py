@@ -24,7 +24,7 @@ class Config:
     requests_per_second: float = 3.0  # shared by every instance of both functions
     max_activities_per_request: int = 100  # protects the daily quota (10,000 calls) from one request
     create_retry_seconds: float = 30.0  # a request whose create failed transiently waits this long for its next try
-    poller_run_seconds: float = 50.0  # a poller run starts calls this long; + the reserve: ends by the next 1-minute tick
+    poller_run_seconds: float = 58.0  # a poller run starts calls this long, then its reserve (docs/benchmarks.md)
     activity_deadline_hours: float = 24.0
     activity_missing_hours: float = 6.0  # a 404 ends an activity only after this long missing (or past 10 days)
     retention_days: int = 30

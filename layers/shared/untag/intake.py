@@ -11,6 +11,7 @@ outcome; only a record that could not be stored is left for SQS to deliver again
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,9 @@ def _record_all(outcomes: list[tuple[Message, UntagRequest | Rejection]], servic
     only as many as it can serve in its time budget; the others are due at once for any driver."""
     held: list[RequestRecord] = []
     calls = affordable_calls(services, budget)
+    # A shareable request costs a share of a call only if others in the batch remove the same tags.
+    sharing = Counter(tuple(sorted(outcome.tag_ids)) for _, outcome in outcomes
+                      if isinstance(outcome, UntagRequest) and can_share_activities(outcome))
     for message, outcome in outcomes:
         if budget.exhausted():  # not recorded: SQS delivers it again, to an invocation with time
             failed.add(message.message_id)
@@ -75,7 +79,10 @@ def _record_all(outcomes: list[tuple[Message, UntagRequest | Rejection]], servic
             if isinstance(outcome, Rejection):
                 _reject(services, outcome, message)
                 continue
-            cost = 1 / SOURCE_CAPS["contact_ids"] if can_share_activities(outcome) else planned_chunks(outcome)
+            cost = planned_chunks(outcome)
+            if can_share_activities(outcome):
+                cost = max(len(outcome.source_ids) / SOURCE_CAPS["contact_ids"],
+                           1 / sharing[tuple(sorted(outcome.tag_ids))])
             record = _accept(services, outcome, message, lease=budget.lease_seconds() if calls >= cost else None)
             if record is not None:
                 calls -= cost
