@@ -11,7 +11,7 @@ and lets go of what it did not finish: it is due again at once for the next driv
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +93,7 @@ def _hold_due(services: Ports, budget: TimeBudget, seen: set[str]) -> list[Reque
     records: list[RequestRecord] = []
     cost = 0.0
     lease = budget.lease_seconds()
+    sharing = Counter(tuple(sorted(candidate.tag_ids)) for candidate in due if can_share_activities(candidate.plan))
     for candidate in due:
         if cost >= calls or budget.exhausted():
             break
@@ -103,9 +104,11 @@ def _hold_due(services: Ports, budget: TimeBudget, seen: set[str]) -> list[Reque
             continue  # another invocation holds it, or it was finished meanwhile
         records.append(record)
         missing = len(record.missing_chunks())
-        # A shareable request rides along with others removing the same tags: a fraction of a call.
-        cost += missing * (len(record.source_ids) / SOURCE_CAPS["contact_ids"]
-                           if can_share_activities(record.plan) else 1)
+        # A shareable request rides along with others removing the same tags: a share of a call.
+        if can_share_activities(record.plan):
+            cost += max(len(record.source_ids) / SOURCE_CAPS["contact_ids"], 1 / sharing[tuple(sorted(record.tag_ids))])
+        else:
+            cost += missing
     return records
 
 
