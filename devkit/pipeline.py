@@ -231,19 +231,7 @@ class LocalPipeline:
 
     def intake_once(self) -> int:
         """One event source mapping poll: receive up to a batch, invoke the intake, delete what succeeded."""
-        messages: list[dict[str, Any]] = []
-        while len(messages) < self.batch_size:
-            answer = self.sqs.receive_message(
-                QueueUrl=self.stack.queue_url,
-                MaxNumberOfMessages=min(10, self.batch_size - len(messages)),
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-                WaitTimeSeconds=0,
-            )
-            received = answer.get("Messages", [])
-            if not received:
-                break
-            messages.extend(received)
+        messages = receive_batch(self.sqs, self.stack.queue_url, self.batch_size)
         if not messages:
             return 0
         event = sqs_event(messages, self.stack.queue_arn, self.region)
@@ -356,3 +344,21 @@ def _send_batches(bodies: list[str]) -> list[list[str]]:
         batches[-1].append(body)
         size += length
     return batches
+
+
+def receive_batch(sqs: Any, queue_url: str, wanted: int) -> list[dict[str, Any]]:
+    """Up to ``wanted`` messages, 10 a ReceiveMessage, as the SQS event source mapping gathers a batch."""
+    messages: list[dict[str, Any]] = []
+    while len(messages) < wanted:
+        answer = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=min(10, wanted - len(messages)),
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+            WaitTimeSeconds=0,
+        )
+        received = answer.get("Messages", [])
+        if not received:
+            break
+        messages.extend(received)
+    return messages

@@ -44,6 +44,7 @@ from devkit.pipeline import (
     LambdaContext,
     function_timeout,
     load_handler,
+    receive_batch,
     scheduled_event,
     sqs_event,
     template_parameter,
@@ -589,19 +590,7 @@ class _Emulation:
             self._invoke_intake(instance, messages)
 
     def _receive(self, wanted: int) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = []
-        while len(messages) < wanted:
-            answer = self.sqs.receive_message(
-                QueueUrl=self.stack.queue_url,
-                MaxNumberOfMessages=min(10, wanted - len(messages)),
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-                WaitTimeSeconds=0,
-            )
-            received = answer.get("Messages", [])
-            if not received:
-                break
-            messages.extend(received)
+        messages = receive_batch(self.sqs, self.stack.queue_url, wanted)
         for message in messages:
             self.receives[message["MessageId"]] += 1
             message["received_at"] = self.clock.now()  # its visibility timeout starts now
