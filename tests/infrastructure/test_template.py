@@ -432,3 +432,24 @@ def test_every_queue_topic_table_and_log_group_is_encrypted(template):
         assert properties(template, logical_id)["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS"}
     for logical_id in resources_of_type(template, "AWS::Logs::LogGroup"):
         assert "KmsKeyId" in properties(template, logical_id), logical_id
+
+
+def test_the_intake_queue_refuses_what_the_request_cap_would_reject(template):
+    # The request cap (docs/contracts.md) is the queue's own MaximumMessageSize: SQS refuses a larger
+    # message to its producer, and the intake rejects one that slips through (untag.request).
+    from untag.request import BODY_MAX_BYTES
+
+    assert properties(template, "IntakeQueue")["MaximumMessageSize"] == BODY_MAX_BYTES
+
+
+def test_a_message_over_the_request_cap_is_refused_by_the_provisioned_intake_queue(stack):
+    import boto3
+    from botocore.exceptions import ClientError
+
+    from untag.request import BODY_MAX_BYTES
+
+    sqs = boto3.client("sqs")
+    sqs.send_message(QueueUrl=stack.queue_url, MessageBody="x" * BODY_MAX_BYTES)
+    with pytest.raises(ClientError) as refused:
+        sqs.send_message(QueueUrl=stack.queue_url, MessageBody="x" * (BODY_MAX_BYTES + 1))
+    assert refused.value.response["Error"]["Code"] in ("InvalidParameterValue", "AWS.SimpleQueueService.InvalidParameterValue")
