@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import boto3
 
 from devkit.stack import Stack
+from untag_operator.results import allow_topic_delivery
 
 ROOT = Path(__file__).resolve().parent.parent
 SQS_BATCH_BYTES = 262_144  # SendMessageBatch: at most 10 messages and 256 KiB of bodies per call
@@ -188,20 +189,7 @@ class LocalPipeline:
     def _subscribe_results_queue(self) -> str:
         url = self.sqs.create_queue(QueueName=f"untag-results-{uuid.uuid4().hex[:8]}")["QueueUrl"]
         arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        # What a real SQS queue needs before SNS may deliver to it (moto does not check it).
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "sns.amazonaws.com"},
-                    "Action": "sqs:SendMessage",
-                    "Resource": arn,
-                    "Condition": {"ArnEquals": {"aws:SourceArn": self.stack.topic_arn}},
-                }
-            ],
-        }
-        self.sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+        allow_topic_delivery(self.sqs, url, arn, self.stack.topic_arn)  # moto does not check it; SQS does
         answer = self.sns.subscribe(
             TopicArn=self.stack.topic_arn, Protocol="sqs", Endpoint=arn, ReturnSubscriptionArn=True
         )

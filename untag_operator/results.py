@@ -28,6 +28,23 @@ def states_filter(values: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(states))
 
 
+def allow_topic_delivery(sqs: Any, queue_url: str, queue_arn: str, topic_arn: str) -> None:
+    """The queue policy a real SQS queue needs before SNS may deliver the topic's messages to it."""
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
+
+
 class ResultSubscription:
     """A temporary SQS queue subscribed to the result topic; ``close()`` removes both."""
 
@@ -44,19 +61,7 @@ class ResultSubscription:
         queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "sns.amazonaws.com"},
-                    "Action": "sqs:SendMessage",
-                    "Resource": queue_arn,
-                    "Condition": {"ArnEquals": {"aws:SourceArn": self.topic_arn}},
-                }
-            ],
-        }
-        self.sqs.set_queue_attributes(QueueUrl=self.queue_url, Attributes={"Policy": json.dumps(policy)})
+        allow_topic_delivery(self.sqs, self.queue_url, queue_arn, self.topic_arn)
         attributes = {"RawMessageDelivery": "true"}
         if states:
             attributes["FilterPolicy"] = json.dumps({"state": states})
