@@ -14,9 +14,7 @@ CHECKOVVENV := .venv-checkov
 PIP    := python -m pip --quiet --disable-pip-version-check
 REQUESTS ?=
 ARGS ?=
-# What ruff checks and formats. Until the one-time `ruff format` of the whole repository (docs/development.md),
-# only the folders already formatted; then RUFF_PATHS := .
-RUFF_PATHS ?= untag_operator devkit tests/packaging layers/shared/untag/redrive.py
+RUFF_PATHS ?= .
 UPGRADE ?=
 
 .PHONY: run test lint build validate deploy bench dlq-list dlq-redrive clean cli lock

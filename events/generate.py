@@ -43,8 +43,7 @@ def _id(name: str) -> str:
     return str(uuid.uuid5(NAMESPACE, name))
 
 
-def sqs_record(name: str, body: str, index: int,
-               message_attributes: dict[str, str] | None = None) -> dict[str, Any]:
+def sqs_record(name: str, body: str, index: int, message_attributes: dict[str, str] | None = None) -> dict[str, Any]:
     """One record as Lambda's SQS event source delivers it (body always a string)."""
     sent = SENT_AT_MS + index * 1000
     receipt = base64.b64encode(hashlib.sha256(f"receipt-{name}".encode()).digest() * 3).decode()
@@ -68,8 +67,11 @@ def sqs_record(name: str, body: str, index: int,
         "awsRegion": REGION,
     }
     if message_attributes:  # Lambda adds the digest only when the message has attributes
-        record = {**dict(list(record.items())[:6]), "md5OfMessageAttributes": _attributes_md5(message_attributes),
-                  **dict(list(record.items())[6:])}
+        record = {
+            **dict(list(record.items())[:6]),
+            "md5OfMessageAttributes": _attributes_md5(message_attributes),
+            **dict(list(record.items())[6:]),
+        }
     return record
 
 
@@ -384,15 +386,20 @@ def samples() -> dict[str, str]:
 
 def stale() -> list[str]:
     """The sample files that are missing or differ from what this script generates."""
-    return [file_name for file_name, text in samples().items()
-            if not (EVENTS_DIR / file_name).is_file()
-            or (EVENTS_DIR / file_name).read_text(encoding="utf-8") != text]
+    return [
+        file_name
+        for file_name, text in samples().items()
+        if not (EVENTS_DIR / file_name).is_file() or (EVENTS_DIR / file_name).read_text(encoding="utf-8") != text
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python events/generate.py", description="Write the sample events.")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if a committed sample differs from what would be generated")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if a committed sample differs from what would be generated",
+    )
     args = parser.parse_args(argv)
     if args.check:
         outdated = stale()

@@ -1,4 +1,4 @@
-"""Poller function, run on a schedule: follow pending activities and publish finished requests (see ``untag.poller``)."""
+"""Poller function, run on a schedule: follow pending activities, publish finished requests (``untag.poller``)."""
 
 from dataclasses import asdict
 

@@ -34,10 +34,11 @@ import re
 import threading
 import uuid
 import weakref
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterable, Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 import boto3
@@ -86,11 +87,18 @@ DEFAULT_DENIAL_ERROR = ("AccessDeniedException", 403)
 AWS_MANAGED_POLICIES = {
     "service-role/AWSLambdaBasicExecutionRole": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
     "service-role/AWSLambdaSQSQueueExecutionRole": [
-        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-        "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
     ],
     "AWSXrayWriteOnlyAccess": [
-        "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
     ],
 }
 MANAGED_POLICY_ARN = re.compile(r"^arn:[\w-]+:iam::aws:policy/(.+)$")
@@ -152,12 +160,18 @@ class _Resolver:
         # devkit.stack names each resource f"{prefix}-{LogicalId}"
         self.prefix = stack.table_name.removesuffix("-ActivityTable")
         self.stack = stack
-        self.parameters = {name: str(declaration.get("Default", ""))
-                           for name, declaration in template.get("Parameters", {}).items()}
+        self.parameters = {
+            name: str(declaration.get("Default", "")) for name, declaration in template.get("Parameters", {}).items()
+        }
 
     def ref(self, name: str) -> str:
-        pseudo = {"AWS::Region": self.region, "AWS::AccountId": self.account_id, "AWS::Partition": "aws",
-                  "AWS::StackName": self.prefix, "AWS::URLSuffix": "amazonaws.com"}
+        pseudo = {
+            "AWS::Region": self.region,
+            "AWS::AccountId": self.account_id,
+            "AWS::Partition": "aws",
+            "AWS::StackName": self.prefix,
+            "AWS::URLSuffix": "amazonaws.com",
+        }
         if name in pseudo:
             return pseudo[name]
         if name in self.parameters:
@@ -233,7 +247,8 @@ class Statement:
         if self.conditional and self.effect == "Allow":
             return False  # conditions are not evaluated: erring on the side of denying, such an Allow grants nothing
         return self.allows_action(action) and any(
-            _pattern(pattern, ignore_case=False).match(resource) for pattern in self.resources)
+            _pattern(pattern, ignore_case=False).match(resource) for pattern in self.resources
+        )
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:
@@ -286,13 +301,21 @@ def _role_policies(stack: Stack) -> dict[str, RolePolicy]:
             for raw in _as_tuple(document["Statement"]):
                 if "NotAction" in raw or "NotResource" in raw:
                     raise NotImplementedError(f"{function}: NotAction/NotResource are not modelled")
-                statements.append(Statement(raw["Effect"], _as_tuple(raw["Action"]), _as_tuple(raw["Resource"]),
-                                            "inline", conditional="Condition" in raw))
+                statements.append(
+                    Statement(
+                        raw["Effect"],
+                        _as_tuple(raw["Action"]),
+                        _as_tuple(raw["Resource"]),
+                        "inline",
+                        conditional="Condition" in raw,
+                    )
+                )
         for arn in resolver.resolve(role.get("ManagedPolicyArns", [])):
             match = MANAGED_POLICY_ARN.match(arn)
             if not match or match.group(1) not in AWS_MANAGED_POLICIES:
                 raise NotImplementedError(
-                    f"{function}: managed policy {arn} is unknown to tests/aws_rules/iam.py; add what it allows")
+                    f"{function}: managed policy {arn} is unknown to tests/aws_rules/iam.py; add what it allows"
+                )
             statements.append(Statement("Allow", tuple(AWS_MANAGED_POLICIES[match.group(1)]), ("*",), match.group(1)))
         # Lambda names the role session after the function; devkit.stack names that f"{prefix}-{LogicalId}".
         session = f"{resolver.prefix}-{role_id}/{resolver.prefix}-{function}"
@@ -321,8 +344,10 @@ def call_resources(prefix: str, params: dict[str, Any], stack: Stack) -> list[st
     if prefix == "dynamodb":
         tables = list(params.get("RequestItems") or {}) or ([params["TableName"]] if "TableName" in params else [])
         index = f"/index/{params['IndexName']}" if params.get("IndexName") else ""
-        return [(table if table.startswith("arn:") else f"arn:aws:dynamodb:{region}:{account_id}:table/{table}") + index
-                for table in tables] or ["*"]
+        return [
+            (table if table.startswith("arn:") else f"arn:aws:dynamodb:{region}:{account_id}:table/{table}") + index
+            for table in tables
+        ] or ["*"]
     if prefix == "sns":
         arn = params.get("TopicArn") or params.get("TargetArn")
         return [arn] if arn else ["*"]
@@ -426,8 +451,15 @@ def _check_call(model: Any, context: dict[str, Any], **_: Any) -> tuple[AWSRespo
     error: dict[str, Any] = {"Code": code, "Message": message}
     if prefix in ("sns", "sqs"):
         error["Type"] = "Sender"
-    body = {"Error": error, "ResponseMetadata": {"RequestId": request_id, "HTTPStatusCode": status,
-                                                 "HTTPHeaders": {"x-amzn-requestid": request_id}, "RetryAttempts": 0}}
+    body = {
+        "Error": error,
+        "ResponseMetadata": {
+            "RequestId": request_id,
+            "HTTPStatusCode": status,
+            "HTTPHeaders": {"x-amzn-requestid": request_id},
+            "RetryAttempts": 0,
+        },
+    }
     response = AWSResponse(url="", status_code=status, headers={"x-amzn-requestid": request_id}, raw=None)
     response._content = json.dumps({"__type": code, "message": message}).encode()
     return response, body
@@ -463,5 +495,4 @@ def iam_calls() -> Calls:
     CALLS.clear()
     if denied:
         lines = "\n".join(f"  {call.function}: {call.action} ({call.operation}) {call.denied}" for call in denied)
-        pytest.fail(f"the function's role in template.yaml does not allow calls its code made:\n{lines}",
-                    pytrace=False)
+        pytest.fail(f"the function's role in template.yaml does not allow calls its code made:\n{lines}", pytrace=False)

@@ -44,10 +44,11 @@ import json
 import os
 import threading
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from xml.sax.saxutils import escape
 
 import pytest
@@ -136,7 +137,7 @@ def message_size(body: str | None, attributes: dict[str, dict[str, Any]] | None)
 
 
 def _number_size(text: str) -> int:
-    """"approximately (1 byte per two significant digits) + (1 byte)"; leading and trailing zeroes trimmed."""
+    """ "approximately (1 byte per two significant digits) + (1 byte)"; leading and trailing zeroes trimmed."""
     mantissa = str(text).strip().lstrip("+-").lower().split("e")[0]
     significant = mantissa.replace(".", "").strip("0")
     return (len(significant) + 1) // 2 + 1
@@ -152,7 +153,7 @@ def attribute_value_size(value: dict[str, Any], *, binary_as_base64: bool = Fals
     """
     if not isinstance(value, dict) or len(value) != 1:  # not an AttributeValue: its JSON, roughly
         return _length(json.dumps(value, default=str))
-    (kind, data), = value.items()
+    ((kind, data),) = value.items()
     if kind == "S":
         return _length(data)
     if kind == "N":
@@ -166,15 +167,18 @@ def attribute_value_size(value: dict[str, Any], *, binary_as_base64: bool = Fals
     if kind == "L":
         return 3 + sum(1 + attribute_value_size(element, binary_as_base64=binary_as_base64) for element in data)
     if kind == "M":
-        return 3 + sum(1 + _length(name) + attribute_value_size(element, binary_as_base64=binary_as_base64)
-                       for name, element in data.items())
+        return 3 + sum(
+            1 + _length(name) + attribute_value_size(element, binary_as_base64=binary_as_base64)
+            for name, element in data.items()
+        )
     return _length(json.dumps(data, default=str))  # a type this code does not know: its JSON, roughly
 
 
 def item_size(item: dict[str, dict[str, Any]], *, binary_as_base64: bool = False) -> int:
     """An item's size: the sum of its attribute names' UTF-8 lengths and its values' sizes."""
-    return sum(_length(name) + attribute_value_size(value, binary_as_base64=binary_as_base64)
-               for name, value in item.items())
+    return sum(
+        _length(name) + attribute_value_size(value, binary_as_base64=binary_as_base64) for name, value in item.items()
+    )
 
 
 # --------------------------------------------------------------------------- refusals
@@ -244,8 +248,9 @@ def _sns_publish_batch(call: Call) -> Refusal | None:
     total = sum(message_size(entry.get("Message"), entry.get("MessageAttributes")) for entry in entries)
     if total > SNS_MAX_MESSAGE_BYTES:  # each entry is within the total: the total is the binding limit
         # The description of BatchRequestTooLongException in the SNS API model.
-        return Refusal("BatchRequestTooLong",
-                       "The length of all the batch messages put together is more than the limit.")
+        return Refusal(
+            "BatchRequestTooLong", "The length of all the batch messages put together is more than the limit."
+        )
     return None
 
 
@@ -268,8 +273,10 @@ def queue_maximum_message_size(queue_url: str, region: str) -> int:
 
 def _too_many_entries(entries: list[Any]) -> Refusal | None:
     if len(entries) > SQS_MAX_BATCH_ENTRIES:
-        return _sqs_error("TooManyEntriesInBatchRequest", f"Maximum number of entries per request are "
-                                                          f"{SQS_MAX_BATCH_ENTRIES}. You have sent {len(entries)}.")
+        return _sqs_error(
+            "TooManyEntriesInBatchRequest",
+            f"Maximum number of entries per request are {SQS_MAX_BATCH_ENTRIES}. You have sent {len(entries)}.",
+        )
     return None
 
 
@@ -286,18 +293,25 @@ def _sqs_send_message_batch(call: Call) -> Refusal | None:
         return None  # moto refuses these itself, as AWS does
     sizes = [message_size(entry.get("MessageBody"), entry.get("MessageAttributes")) for entry in entries]
     if sum(sizes) > SQS_MAX_BATCH_BYTES:
-        return _sqs_error("BatchRequestTooLong",
-                          f"Batch requests cannot be longer than {SQS_MAX_BATCH_BYTES} bytes. "
-                          f"You have sent {sum(sizes)} bytes.")
+        return _sqs_error(
+            "BatchRequestTooLong",
+            f"Batch requests cannot be longer than {SQS_MAX_BATCH_BYTES} bytes. You have sent {sum(sizes)} bytes.",
+        )
     # An entry over the queue's MaximumMessageSize fails alone, reported in Failed (the batch call itself
     # succeeds), as LocalStack's AWS-validated SQS provider does. It is taken out of the request here and
     # its failure added to the answer (after-call).
     limit = queue_maximum_message_size(call.params.get("QueueUrl", ""), call.region)
-    too_long = [entry for entry, size in zip(entries, sizes) if size > limit]
+    too_long = [entry for entry, size in zip(entries, sizes, strict=True) if size > limit]
     if too_long:
         call.context[_FAILED_ENTRIES] = [
-            {"Id": entry.get("Id"), "SenderFault": True, "Code": "InvalidParameterValue",
-             "Message": _sqs_message_too_long(limit)} for entry in too_long]
+            {
+                "Id": entry.get("Id"),
+                "SenderFault": True,
+                "Code": "InvalidParameterValue",
+                "Message": _sqs_message_too_long(limit),
+            }
+            for entry in too_long
+        ]
         call.params["Entries"] = [entry for entry in entries if all(entry is not bad for bad in too_long)]
         call.context[_NOTHING_TO_SEND] = not call.params["Entries"]
     return None
@@ -349,10 +363,12 @@ def _secret_value(call: Call) -> Refusal | None:
     for name, member in (("SecretString", "secretString"), ("SecretBinary", "secretBinary")):
         if name in call.params and _length(call.params[name]) > SECRET_MAX_BYTES:
             # AWS's generic constraint-violation message (the value itself is sensitive, so not quoted).
-            return Refusal("ValidationException",
-                           f"1 validation error detected: Value at '{member}' failed to satisfy constraint: "
-                           f"Member must have length less than or equal to {SECRET_MAX_BYTES}",
-                           wire_type="com.amazon.coral.validate#ValidationException")
+            return Refusal(
+                "ValidationException",
+                f"1 validation error detected: Value at '{member}' failed to satisfy constraint: "
+                f"Member must have length less than or equal to {SECRET_MAX_BYTES}",
+                wire_type="com.amazon.coral.validate#ValidationException",
+            )
     return None
 
 
@@ -414,9 +430,11 @@ def aws_response(operation_model: Any, status: int, payload: dict[str, Any] | Re
         body = json.dumps(document).encode("utf-8")
     elif protocol == "query" and isinstance(payload, Refusal):
         namespace = service_model.metadata.get("xmlNamespace", "")
-        body = (f'<ErrorResponse xmlns="{namespace}"><Error><Type>Sender</Type><Code>{escape(payload.code)}</Code>'
-                f"<Message>{escape(payload.message)}</Message></Error><RequestId>{request_id}</RequestId>"
-                "</ErrorResponse>").encode("utf-8")
+        body = (
+            f'<ErrorResponse xmlns="{namespace}"><Error><Type>Sender</Type><Code>{escape(payload.code)}</Code>'
+            f"<Message>{escape(payload.message)}</Message></Error><RequestId>{request_id}</RequestId>"
+            "</ErrorResponse>"
+        ).encode()
         headers["Content-Type"] = "text/xml"
     else:  # pragma: no cover - every rule here is for a json or query service
         raise NotImplementedError(f"{protocol} answers for {operation_model.name}")
@@ -445,8 +463,9 @@ def _decide(params: dict[str, Any], model: Any, context: dict[str, Any], **_: An
     rule = RULES.get((_service(model), model.name))
     if rule is None:
         return
-    refusal = rule(Call(params, context.get("client_region") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-                        context))
+    refusal = rule(
+        Call(params, context.get("client_region") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"), context)
+    )
     if refusal is not None:
         context[_REFUSAL] = refusal
 
@@ -461,8 +480,9 @@ def _answer(model: Any, context: dict[str, Any], **_: Any) -> tuple[Any, dict[st
     return None
 
 
-def _add_failed_entries(parsed: dict[str, Any], model: Any, context: dict[str, Any], http_response: Any,
-                        **_: Any) -> None:
+def _add_failed_entries(
+    parsed: dict[str, Any], model: Any, context: dict[str, Any], http_response: Any, **_: Any
+) -> None:
     """after-call (SendMessageBatch): the entries taken out of the request are reported as failed."""
     failed = context.get(_FAILED_ENTRIES)
     if failed and http_response.status_code < 300 and not context.get(_REFUSAL) and not context.get(_NOTHING_TO_SEND):
@@ -626,8 +646,9 @@ install()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers",
-                            "aws_limits_off: run the test without the AWS limits of tests/aws_rules/limits.py")
+    config.addinivalue_line(
+        "markers", "aws_limits_off: run the test without the AWS limits of tests/aws_rules/limits.py"
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -637,7 +658,8 @@ def aws_limits(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
         yield
         return
     monkeypatch.setenv(ENVIRONMENT_SWITCH, "1")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(SITE_DIR), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(SITE_DIR), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    )
     with enforced():
         yield

@@ -38,8 +38,12 @@ CRM_EVENT = {
     "time": "2026-11-26T10:00:00Z",
     "region": "us-east-1",
     "resources": [],
-    "detail": {"job_id": "churn-2026-11-26-000123", "contact_ids": ["c-1", "c-2"],
-               "remove_tag_ids": ["t-churn-risk"], "reason": "churned"},
+    "detail": {
+        "job_id": "churn-2026-11-26-000123",
+        "contact_ids": ["c-1", "c-2"],
+        "remove_tag_ids": ["t-churn-risk"],
+        "reason": "churned",
+    },
 }
 
 
@@ -48,8 +52,11 @@ def recipe(name: str) -> dict[str, Any]:
 
 
 def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    return {logical_id: resource["Properties"] for logical_id, resource in template["Resources"].items()
-            if resource["Type"] == resource_type}
+    return {
+        logical_id: resource["Properties"]
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == resource_type
+    }
 
 
 def settle(pipeline, requests: int) -> dict[str, dict[str, Any]]:
@@ -74,8 +81,9 @@ def test_every_recipe_passes_cfn_lint():
         assert answer.returncode == 0, answer.stdout + answer.stderr
 
 
-@pytest.mark.parametrize("name", ["eventbridge-rule.yaml", "sns-fan-in.yaml", "failures-subscriber.yaml",
-                                  "step-functions.yaml"])
+@pytest.mark.parametrize(
+    "name", ["eventbridge-rule.yaml", "sns-fan-in.yaml", "failures-subscriber.yaml", "step-functions.yaml"]
+)
 def test_every_recipe_takes_the_service_outputs_as_parameters(name):
     parameters = recipe(name)["Parameters"]
     service_outputs = load_template()["Outputs"]
@@ -137,8 +145,12 @@ def test_the_eventbridge_transformer_output_is_a_valid_request_that_completes(pi
         "request_id": CRM_EVENT["id"],
         "source": {"contact_ids": ["c-1", "c-2"]},
         "tag_ids": ["t-churn-risk"],
-        "metadata": {"origin": "eventbridge", "crm_source": "com.example.crm", "crm_job": "churn-2026-11-26-000123",
-                     "event_time": "2026-11-26T10:00:00Z"},
+        "metadata": {
+            "origin": "eventbridge",
+            "crm_source": "com.example.crm",
+            "crm_job": "churn-2026-11-26-000123",
+            "event_time": "2026-11-26T10:00:00Z",
+        },
     }
     # A CRM event without the optional job id still makes a valid request.
     without_job = json.loads(json.dumps(CRM_EVENT).replace('"job_id"', '"other"'))
@@ -156,13 +168,20 @@ def test_the_eventbridge_rule_matches_crm_events_and_delivers_them_to_the_intake
     rule, target = _rule()
     events = boto3.client("events")
     events.put_rule(Name="crm-untag", EventPattern=json.dumps(rule["EventPattern"] | {"source": ["com.example.crm"]}))
-    events.put_targets(Rule="crm-untag", Targets=[{"Id": target["Id"], "Arn": stack.queue_arn,
-                                                   "InputTransformer": target["InputTransformer"]}])
-    put = events.put_events(Entries=[
-        {"Source": "com.example.crm", "DetailType": CRM_EVENT["detail-type"],
-         "Detail": json.dumps(CRM_EVENT["detail"])},
-        {"Source": "com.example.crm", "DetailType": "Contact Created", "Detail": json.dumps({"contact_id": "c-1"})},
-    ])
+    events.put_targets(
+        Rule="crm-untag",
+        Targets=[{"Id": target["Id"], "Arn": stack.queue_arn, "InputTransformer": target["InputTransformer"]}],
+    )
+    put = events.put_events(
+        Entries=[
+            {
+                "Source": "com.example.crm",
+                "DetailType": CRM_EVENT["detail-type"],
+                "Detail": json.dumps(CRM_EVENT["detail"]),
+            },
+            {"Source": "com.example.crm", "DetailType": "Contact Created", "Detail": json.dumps({"contact_id": "c-1"})},
+        ]
+    )
     event_id = put["Entries"][0]["EventId"]
     [result] = settle(pipeline, 1).values()  # the "Contact Created" event does not match the pattern
     assert result["request_id"] == event_id and result["state"] == "completed", result
@@ -187,12 +206,21 @@ def test_the_sns_fan_in_envelope_is_accepted(pipeline, stack):
     assert subscription["RawMessageDelivery"] is False and subscription["Protocol"] == "sqs"
     sns = boto3.client("sns")
     topic_arn = sns.create_topic(Name="crm-untag-requests")["TopicArn"]
-    sns.subscribe(TopicArn=topic_arn, Protocol=subscription["Protocol"], Endpoint=stack.queue_arn,
-                  Attributes={"RawMessageDelivery": str(subscription["RawMessageDelivery"]).lower()})
-    sns.publish(TopicArn=topic_arn, Message=json.dumps(
-        {"request_id": "sns-1", "source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"], "metadata": {"via": "sns"}}))
-    message_id = sns.publish(TopicArn=topic_arn, Message=json.dumps(
-        {"source": {"contact_ids": ["c-1"]}, "tag_ids": ["t-2"]}))["MessageId"]
+    sns.subscribe(
+        TopicArn=topic_arn,
+        Protocol=subscription["Protocol"],
+        Endpoint=stack.queue_arn,
+        Attributes={"RawMessageDelivery": str(subscription["RawMessageDelivery"]).lower()},
+    )
+    sns.publish(
+        TopicArn=topic_arn,
+        Message=json.dumps(
+            {"request_id": "sns-1", "source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"], "metadata": {"via": "sns"}}
+        ),
+    )
+    message_id = sns.publish(
+        TopicArn=topic_arn, Message=json.dumps({"source": {"contact_ids": ["c-1"]}, "tag_ids": ["t-2"]})
+    )["MessageId"]
     events = settle(pipeline, 2)
     assert events["sns-1"]["state"] == "completed" and events["sns-1"]["metadata"] == {"via": "sns"}
     assert events[message_id]["state"] == "completed"  # no request_id: the SNS MessageId is its id
@@ -207,25 +235,37 @@ def test_the_failures_filter_policy_lets_only_failures_through(pipeline, stack, 
     sqs, sns = boto3.client("sqs"), boto3.client("sns")
     queue_url = sqs.create_queue(QueueName="untag-failures")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes={
-        "FilterPolicy": json.dumps(subscription["FilterPolicy"]),
-        "FilterPolicyScope": subscription["FilterPolicyScope"],
-        "RawMessageDelivery": str(subscription["RawMessageDelivery"]).lower(),
-    })
+    sns.subscribe(
+        TopicArn=stack.topic_arn,
+        Protocol="sqs",
+        Endpoint=queue_arn,
+        Attributes={
+            "FilterPolicy": json.dumps(subscription["FilterPolicy"]),
+            "FilterPolicyScope": subscription["FilterPolicyScope"],
+            "RawMessageDelivery": str(subscription["RawMessageDelivery"]).lower(),
+        },
+    )
     simulator.set_outcome("t-doomed", "failed")
-    pipeline.submit([
-        json.dumps({"request_id": "ok-1", "source": {"contact_ids": ["c-1"]}, "tag_ids": ["t-fine"]}),
-        json.dumps({"request_id": "failed-1", "source": {"list_ids": ["l-1"]}, "tag_ids": ["t-doomed"]}),
-        json.dumps({"request_id": "rejected-1", "source": {"contact_ids": ["c-1"]}}),
-    ])
+    pipeline.submit(
+        [
+            json.dumps({"request_id": "ok-1", "source": {"contact_ids": ["c-1"]}, "tag_ids": ["t-fine"]}),
+            json.dumps({"request_id": "failed-1", "source": {"list_ids": ["l-1"]}, "tag_ids": ["t-doomed"]}),
+            json.dumps({"request_id": "rejected-1", "source": {"contact_ids": ["c-1"]}}),
+        ]
+    )
     everything = settle(pipeline, 3)
     assert {request_id: event["state"] for request_id, event in everything.items()} == {
-        "ok-1": "completed", "failed-1": "failed", "rejected-1": "rejected"}
+        "ok-1": "completed",
+        "failed-1": "failed",
+        "rejected-1": "rejected",
+    }
     received = []
     while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
         received += [json.loads(message["Body"]) for message in messages]  # raw delivery: the event itself
-        sqs.delete_message_batch(QueueUrl=queue_url, Entries=[
-            {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]} for n, message in enumerate(messages)])
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]} for n, message in enumerate(messages)],
+        )
     assert sorted(event["request_id"] for event in received) == ["failed-1", "rejected-1"]
     for event in received:  # the very events the service published
         assert event == {k: v for k, v in everything[event["request_id"]].items() if k != "_attributes"}
@@ -247,8 +287,9 @@ def state_machine(stack, monkeypatch):
         definition = definition.replace("${" + name + "}", value)
     assert "${" not in definition
     sfn = boto3.client("stepfunctions")
-    return sfn, sfn.create_state_machine(name="untag-and-wait", definition=definition,
-                                         roleArn="arn:aws:iam::123456789012:role/untag-and-wait")["stateMachineArn"]
+    return sfn, sfn.create_state_machine(
+        name="untag-and-wait", definition=definition, roleArn="arn:aws:iam::123456789012:role/untag-and-wait"
+    )["stateMachineArn"]
 
 
 def run_execution(pipeline, state_machine, name: str, execution_input: dict[str, Any]) -> dict[str, Any]:
@@ -261,16 +302,23 @@ def run_execution(pipeline, state_machine, name: str, execution_input: dict[str,
         described = sfn.describe_execution(executionArn=execution["executionArn"])
         if described["status"] != "RUNNING":
             assert described["status"] == "SUCCEEDED", sfn.get_execution_history(
-                executionArn=execution["executionArn"])["events"][-3:]
+                executionArn=execution["executionArn"]
+            )["events"][-3:]
             return json.loads(described["output"])
         time.sleep(0.2)
     raise AssertionError(f"execution {name} still running")
 
 
 def test_the_state_machine_submits_a_request_and_returns_its_result_event(pipeline, state_machine):
-    event = run_execution(pipeline, state_machine, "crm-2026-11-26-1", {
-        "request": {"source": {"contact_ids": ["c-1", "c-2"]}, "tag_ids": ["t-1"], "metadata": {"via": "sfn"}},
-        "poll_seconds": 1})
+    event = run_execution(
+        pipeline,
+        state_machine,
+        "crm-2026-11-26-1",
+        {
+            "request": {"source": {"contact_ids": ["c-1", "c-2"]}, "tag_ids": ["t-1"], "metadata": {"via": "sfn"}},
+            "poll_seconds": 1,
+        },
+    )
     assert event["request_id"] == "crm-2026-11-26-1"  # the execution name
     assert event["state"] == "completed" and event["metadata"] == {"via": "sfn"}
     pipeline.collect_results()
@@ -278,12 +326,22 @@ def test_the_state_machine_submits_a_request_and_returns_its_result_event(pipeli
 
 
 def test_the_state_machine_returns_the_rejection_of_a_bad_request(pipeline, state_machine):
-    by_request_id = run_execution(pipeline, state_machine, "sfn-bad-1", {
-        "request": {"request_id": "sfn-bad-1", "source": {"contact_ids": ["c-1"]}, "tag_ids": []}, "poll_seconds": 1})
+    by_request_id = run_execution(
+        pipeline,
+        state_machine,
+        "sfn-bad-1",
+        {"request": {"request_id": "sfn-bad-1", "source": {"contact_ids": ["c-1"]}, "tag_ids": []}, "poll_seconds": 1},
+    )
     assert by_request_id["state"] == "rejected" and by_request_id["request_id"] == "sfn-bad-1"
     # A request_id the service cannot read: the rejection is filed under the SQS message id.
-    by_message_id = run_execution(pipeline, state_machine, "sfn-bad-2", {
-        "request": {"request_id": "not a valid id", "source": {"contact_ids": ["c-1"]}, "tag_ids": ["t-1"]},
-        "poll_seconds": 1})
+    by_message_id = run_execution(
+        pipeline,
+        state_machine,
+        "sfn-bad-2",
+        {
+            "request": {"request_id": "not a valid id", "source": {"contact_ids": ["c-1"]}, "tag_ids": ["t-1"]},
+            "poll_seconds": 1,
+        },
+    )
     assert by_message_id["state"] == "rejected"
     assert by_message_id["errors"] == ["request_id: must be 1-128 characters of A-Z a-z 0-9 . _ : -"]

@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -58,8 +59,10 @@ def unwrap(document: Any) -> Any:
 
 
 def errors_of(document: Any) -> list[str]:
-    return [f"{'/'.join(map(str, error.absolute_path)) or '(root)'}: {error.message}"
-            for error in REQUEST.iter_errors(document)]
+    return [
+        f"{'/'.join(map(str, error.absolute_path)) or '(root)'}: {error.message}"
+        for error in REQUEST.iter_errors(document)
+    ]
 
 
 # --- the schemas themselves -------------------------------------------------------------------------------
@@ -104,43 +107,77 @@ def test_the_result_event_schema_names_every_field_the_service_sets():
 
     schema = load("result-event.schema.json")
     activity = ActivityStatus("a-1", "completed", 100, 1, 1, (), "2026-11-26T10:00:01Z", "2026-11-26T10:00:02Z")
-    finished = finished_event(request_id="r-1", tag_ids=["t-1"], source_type="contact_ids", metadata=None,
-                              activities=[activity], creation_errors=[], received_at="2026-11-26T10:00:00Z",
-                              finished_at="2026-11-26T10:01:00Z")
-    rejected = rejected_event(Rejection("r-2", ("source: required",), "{}"), received_at="2026-11-26T10:00:00Z",
-                              finished_at="2026-11-26T10:00:00Z")
-    summarised = rejected_event(Rejection("r-3", ("bad",) * 150, "x" * 300_000), received_at="2026-11-26T10:00:00Z",
-                                finished_at="2026-11-26T10:00:00Z")
-    many = finished_event(request_id="r-4", tag_ids=["t-1"], source_type="contact_ids", metadata=None,
-                          activities=[activity] * 150, creation_errors=[], received_at="2026-11-26T10:00:00Z",
-                          finished_at="2026-11-26T10:01:00Z")
+    finished = finished_event(
+        request_id="r-1",
+        tag_ids=["t-1"],
+        source_type="contact_ids",
+        metadata=None,
+        activities=[activity],
+        creation_errors=[],
+        received_at="2026-11-26T10:00:00Z",
+        finished_at="2026-11-26T10:01:00Z",
+    )
+    rejected = rejected_event(
+        Rejection("r-2", ("source: required",), "{}"),
+        received_at="2026-11-26T10:00:00Z",
+        finished_at="2026-11-26T10:00:00Z",
+    )
+    summarised = rejected_event(
+        Rejection("r-3", ("bad",) * 150, "x" * 300_000),
+        received_at="2026-11-26T10:00:00Z",
+        finished_at="2026-11-26T10:00:00Z",
+    )
+    many = finished_event(
+        request_id="r-4",
+        tag_ids=["t-1"],
+        source_type="contact_ids",
+        metadata=None,
+        activities=[activity] * 150,
+        creation_errors=[],
+        received_at="2026-11-26T10:00:00Z",
+        finished_at="2026-11-26T10:01:00Z",
+    )
     assert set(finished) | set(rejected) | set(summarised) == set(schema["properties"])
-    huge = rejected_event(Rejection("r-5", ("bad",), "x" * 300_000, tag_ids=tuple(f"t-{n:060d}" for n in range(9000))),
-                          received_at="2026-11-26T10:00:00Z", finished_at="2026-11-26T10:00:00Z")
+    huge = rejected_event(
+        Rejection("r-5", ("bad",), "x" * 300_000, tag_ids=tuple(f"t-{n:060d}" for n in range(9000))),
+        received_at="2026-11-26T10:00:00Z",
+        finished_at="2026-11-26T10:00:00Z",
+    )
     assert set(summarised["truncated"]) | set(many["truncated"]) | set(huge["truncated"]) == set(
-        schema["properties"]["truncated"]["properties"])
+        schema["properties"]["truncated"]["properties"]
+    )
     assert set(activity.as_event()) == set(schema["$defs"]["activity"]["properties"])
     for event in (finished, rejected, summarised, many, huge):
         assert list(RESULT_EVENT.iter_errors(event)) == []
 
 
-@pytest.mark.parametrize("change, broken", [
-    ({"event_type": "untag.failed"}, "event_type does not match state"),
-    ({"schema_version": "2"}, "another schema version"),
-    ({"unexpected": 1}, "an undocumented field"),
-    ({"state": "rejected", "event_type": "untag.rejected"}, "rejected without its original body"),
-    ({"original_body": "{}"}, "an original body on an accepted request"),
-    ({"activities": []}, "completed without activities"),
-    ({"received_at": "2026-11-26 10:00:00"}, "a timestamp that is not ISO-8601 UTC"),
-    ({"event_id": "not-a-uuid"}, "an event id that is not a UUID"),
-])
+@pytest.mark.parametrize(
+    "change, broken",
+    [
+        ({"event_type": "untag.failed"}, "event_type does not match state"),
+        ({"schema_version": "2"}, "another schema version"),
+        ({"unexpected": 1}, "an undocumented field"),
+        ({"state": "rejected", "event_type": "untag.rejected"}, "rejected without its original body"),
+        ({"original_body": "{}"}, "an original body on an accepted request"),
+        ({"activities": []}, "completed without activities"),
+        ({"received_at": "2026-11-26 10:00:00"}, "a timestamp that is not ISO-8601 UTC"),
+        ({"event_id": "not-a-uuid"}, "an event id that is not a UUID"),
+    ],
+)
 def test_the_result_event_schema_refuses_broken_events(change, broken):
     from untag.activity import ActivityStatus
     from untag.result_event import finished_event
 
-    event = finished_event(request_id="r-1", tag_ids=["t-1"], source_type="contact_ids", metadata={"a": 1},
-                           activities=[ActivityStatus("a-1", "completed", 100)], creation_errors=[],
-                           received_at="2026-11-26T10:00:00Z", finished_at="2026-11-26T10:01:00Z")
+    event = finished_event(
+        request_id="r-1",
+        tag_ids=["t-1"],
+        source_type="contact_ids",
+        metadata={"a": 1},
+        activities=[ActivityStatus("a-1", "completed", 100)],
+        creation_errors=[],
+        received_at="2026-11-26T10:00:00Z",
+        finished_at="2026-11-26T10:01:00Z",
+    )
     assert RESULT_EVENT.is_valid(event)
     assert not RESULT_EVENT.is_valid(event | change), broken
 
@@ -188,8 +225,10 @@ EDGE_CASES = [
     ({"source": {"all_active_contacts": True}, "exclude": {"contact_ids": ["c-1"]}, "tag_ids": ["t-1"]}, "exclude"),
     ({"source": {"list_ids": ["l-1"], "exclude": ["c-1"]}, "tag_ids": ["t-1"]}, "tolerated: exclude in source"),
     ({"source": {"list_ids": ["l-1"], "exclude": {"contact_ids": ["c-1"]}}, "tag_ids": ["t-1"]}, "nested object"),
-    ({"source": {"list_ids": ["l-1"], "exclude": ["c-1"]}, "exclude": {"contact_ids": ["c-2"]}, "tag_ids": ["t-1"]},
-     "exclude given twice"),
+    (
+        {"source": {"list_ids": ["l-1"], "exclude": ["c-1"]}, "exclude": {"contact_ids": ["c-2"]}, "tag_ids": ["t-1"]},
+        "exclude given twice",
+    ),
     ({"source": {"tag_ids": ["t-2"]}, "exclude": {"contact_ids": ["c-1"]}, "tag_ids": ["t-1"]}, "exclude with tags"),
     ({"source": {"new_subscriber": True, "exclude": ["c-1"]}, "tag_ids": ["t-1"]}, "nested exclude, new subscribers"),
     ({"source": {"contact_ids": ["c-1"]}, "exclude": {"contact_ids": []}, "tag_ids": ["t-1"]}, "an empty exclude"),
@@ -227,8 +266,11 @@ def test_the_service_checks_what_the_schema_cannot_express():
 
 
 def test_every_published_event_validates_against_the_result_event_schema(pipeline, simulator):
-    bodies = [record["body"] for name in ("intake-sqs-batch.json", "intake-invalid.json")
-              for record in json.loads((EVENTS_DIR / name).read_text())["Records"]]
+    bodies = [
+        record["body"]
+        for name in ("intake-sqs-batch.json", "intake-invalid.json")
+        for record in json.loads((EVENTS_DIR / name).read_text())["Records"]
+    ]
     simulator.set_outcome("t-cyber-monday", "failed")  # one more outcome than completed and rejected
     pipeline.submit(bodies)
     assert pipeline.run_until_settled(len(bodies), timeout=45)
@@ -244,22 +286,32 @@ def test_every_published_event_validates_against_the_result_event_schema(pipelin
 
 
 def test_the_samples_are_what_generate_py_generates():
-    answer = subprocess.run([sys.executable, str(EVENTS_DIR / "generate.py"), "--check"], capture_output=True,
-                            text=True, timeout=60)
+    answer = subprocess.run(
+        [sys.executable, str(EVENTS_DIR / "generate.py"), "--check"], capture_output=True, text=True, timeout=60
+    )
     assert answer.returncode == 0, answer.stderr
 
 
 def test_there_is_a_sample_for_every_entry_point_and_envelope():
     names = {path.name for path in EVENTS_DIR.glob("*.json")}
-    assert {"intake-sqs-batch.json", "intake-invalid.json", "intake-eventbridge-envelope.json",
-            "intake-sns-envelope.json", "intake-redriven.json", "poller-scheduled.json"} <= names
+    assert {
+        "intake-sqs-batch.json",
+        "intake-invalid.json",
+        "intake-eventbridge-envelope.json",
+        "intake-sns-envelope.json",
+        "intake-redriven.json",
+        "poller-scheduled.json",
+    } <= names
 
 
-@pytest.mark.parametrize("file_name, request_id", [
-    ("intake-eventbridge-envelope.json", lambda body, record: body["id"]),
-    ("intake-sns-envelope.json", lambda body, record: json.loads(body["Message"])["request_id"]),
-    ("intake-redriven.json", lambda body, record: record["messageAttributes"]["request_id"]["stringValue"]),
-])
+@pytest.mark.parametrize(
+    "file_name, request_id",
+    [
+        ("intake-eventbridge-envelope.json", lambda body, record: body["id"]),
+        ("intake-sns-envelope.json", lambda body, record: json.loads(body["Message"])["request_id"]),
+        ("intake-redriven.json", lambda body, record: record["messageAttributes"]["request_id"]["stringValue"]),
+    ],
+)
 def test_each_envelope_sample_is_accepted_by_the_intake_as_it_is(pipeline, file_name, request_id):
     from devkit.pipeline import LambdaContext
 

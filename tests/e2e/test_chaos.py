@@ -26,7 +26,8 @@ def generate(rng: random.Random) -> tuple[list[str], set[str], int]:
     """Request bodies (duplicates included), the valid request ids, and how many invalid messages."""
     bodies, valid_ids = [], set()
     invalid = [
-        "{not json", json.dumps({"source": {}, "tag_ids": ["t1"]}),
+        "{not json",
+        json.dumps({"source": {}, "tag_ids": ["t1"]}),
         json.dumps({"source": {"contact_ids": ["a/b"]}, "tag_ids": ["t1"]}),
         json.dumps({"source": {"contact_ids": ["c"]}, "exclude": {"contact_ids": ["x"]}, "tag_ids": ["t1"]}),
         json.dumps({"source": {"list_ids": ["l"]}, "tag_ids": []}),
@@ -52,8 +53,13 @@ def generate(rng: random.Random) -> tuple[list[str], set[str], int]:
         elif roll < 0.86:
             request = {"source": {"new_subscriber": True}, "tag_ids": tags}
         else:
-            body = rng.choice(invalid) if rng.random() < 0.5 else json.dumps(
-                {"request_id": request_id, "source": {"contact_ids": ["c"], "list_ids": ["l"]}, "tag_ids": ["t"]})
+            body = (
+                rng.choice(invalid)
+                if rng.random() < 0.5
+                else json.dumps(
+                    {"request_id": request_id, "source": {"contact_ids": ["c"], "list_ids": ["l"]}, "tag_ids": ["t"]}
+                )
+            )
             bodies.append(body)  # without a request_id, each message is its own submission
             invalid_messages += 1
             continue
@@ -61,8 +67,9 @@ def generate(rng: random.Random) -> tuple[list[str], set[str], int]:
         request["metadata"] = {"n": n}
         body = json.dumps(request)
         if rng.random() < 0.1:
-            body = json.dumps({"version": "0", "id": f"eb-{n}", "detail-type": "Untag", "source": "crm",
-                               "detail": request})
+            body = json.dumps(
+                {"version": "0", "id": f"eb-{n}", "detail-type": "Untag", "source": "crm", "detail": request}
+            )
         elif rng.random() < 0.1:
             body = json.dumps({"Type": "Notification", "MessageId": f"sns-{n}", "Message": json.dumps(request)})
         bodies.append(body)
@@ -88,9 +95,16 @@ def test_no_request_is_lost_or_done_twice_whatever_fails(stack, chaos_simulator,
 
     sim = chaos_simulator
     rng = random.Random(SEED)
-    boto3.client("secretsmanager").put_secret_value(SecretId=stack.secret_id, SecretString=json.dumps(sim.issue_tokens()))
-    overrides = {"CC_API_BASE_URL": sim.base_url, "CC_TOKEN_URL": sim.token_url, "CC_REQUESTS_PER_SECOND": "500",
-                 "FIRST_POLL_DELAY_SECONDS": "0", "CC_READ_TIMEOUT_SECONDS": "5"}
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=stack.secret_id, SecretString=json.dumps(sim.issue_tokens())
+    )
+    overrides = {
+        "CC_API_BASE_URL": sim.base_url,
+        "CC_TOKEN_URL": sim.token_url,
+        "CC_REQUESTS_PER_SECOND": "500",
+        "FIRST_POLL_DELAY_SECONDS": "0",
+        "CC_READ_TIMEOUT_SECONDS": "5",
+    }
     for name in {**stack.function_environment("IntakeFunction"), **overrides}:
         monkeypatch.setenv(name, "")
     pipeline = LocalPipeline(stack, environment=overrides, batch_size=25)
@@ -99,8 +113,9 @@ def test_no_request_is_lost_or_done_twice_whatever_fails(stack, chaos_simulator,
     # SNS refuses a fifth of the publications (our publisher port; the events must stay due)
     services = current_services()
     real_publish = services.publisher.publish
-    monkeypatch.setattr(services.publisher, "publish",
-                        lambda events: [ok and rng.random() > 0.2 for ok in real_publish(events)])
+    monkeypatch.setattr(
+        services.publisher, "publish", lambda events: [ok and rng.random() > 0.2 for ok in real_publish(events)]
+    )
 
     pipeline.submit(bodies)
     cycles = 0
@@ -137,15 +152,17 @@ def test_no_request_is_lost_or_done_twice_whatever_fails(stack, chaos_simulator,
     for request_id in valid_ids:
         finals = [e for e in by_request[request_id] if e["state"] != "rejected"]
         assert len({e["event_id"] for e in finals}) == 1, finals
-        assert len({json.dumps({k: v for k, v in e.items() if k != "_attributes"}, sort_keys=True)
-                    for e in finals}) == 1, "re-publications must carry the same content"
+        assert (
+            len({json.dumps({k: v for k, v in e.items() if k != "_attributes"}, sort_keys=True) for e in finals}) == 1
+        ), "re-publications must carry the same content"
     # every invalid message rejected: one distinct rejected event each
     assert len({e["event_id"] for e in events if e["state"] == "rejected"}) == invalid_count
     assert all(e["original_body"] and e["errors"] for e in events if e["state"] == "rejected")
 
     # no duplicate activity set: every contact of a contact_ids request went into exactly one activity
-    contacts = Counter(contact for activity in sim.activities.values()
-                       for contact in activity["body"]["source"].get("contact_ids", ()))
+    contacts = Counter(
+        contact for activity in sim.activities.values() for contact in activity["body"]["source"].get("contact_ids", ())
+    )
     assert contacts and max(contacts.values()) == 1, [c for c, n in contacts.items() if n > 1][:10]
     # the merged single-contact requests share activities (far fewer POSTs than requests)
     assert len(sim.activities) < len(valid_ids)
@@ -159,11 +176,13 @@ def test_no_request_is_lost_or_done_twice_whatever_fails(stack, chaos_simulator,
     logs = output.out + output.err
     leaked = [token for token in sim.issued_secrets if token in logs]
     statuses = Counter(call.status for call in sim.calls)
-    print(f"\nchaos: {len(bodies)} messages ({len(valid_ids)} valid requests, {invalid_count} invalid), "
-          f"{len(events)} events, {cycles} cycles, {len(sim.activities)} activities, "
-          f"{sim.count('POST')} POSTs, {sim.count('GET')} GETs, API statuses {dict(sorted(statuses.items()))}, "
-          f"{sim.token_refreshes} token refreshes, {pipeline.retried_records} records retried, "
-          f"{len(lost)} lost, 0 duplicate contacts, {len(sim.malformed)} malformed, {len(leaked)} tokens in logs",
-          file=__import__("sys").__stderr__)
+    print(
+        f"\nchaos: {len(bodies)} messages ({len(valid_ids)} valid requests, {invalid_count} invalid), "
+        f"{len(events)} events, {cycles} cycles, {len(sim.activities)} activities, "
+        f"{sim.count('POST')} POSTs, {sim.count('GET')} GETs, API statuses {dict(sorted(statuses.items()))}, "
+        f"{sim.token_refreshes} token refreshes, {pipeline.retried_records} records retried, "
+        f"{len(lost)} lost, 0 duplicate contacts, {len(sim.malformed)} malformed, {len(leaked)} tokens in logs",
+        file=__import__("sys").__stderr__,
+    )
     assert not leaked, "a token reached the logs"
     assert cycles < 400

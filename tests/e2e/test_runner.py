@@ -45,8 +45,14 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
     """`python -m devkit.runner ARGS` as `make run` starts it (stdout and stderr not terminals)."""
     # The domain package as `make` makes it importable (the dev venv has the project installed in editable mode)
     path = os.pathsep.join(filter(None, [str(ROOT / "layers" / "shared"), os.environ.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", "devkit.runner", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path})
+    return subprocess.run(
+        [sys.executable, "-m", "devkit.runner", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path},
+    )
 
 
 def summary_value(stdout: str, label: str) -> str:
@@ -85,8 +91,9 @@ def moto_endpoint():
 
 def test_the_default_input_is_every_body_of_the_sample_events():
     bodies = sample_requests()
-    records = [record for name in SAMPLE_EVENT_FILES
-               for record in json.loads((ROOT / "events" / name).read_text())["Records"]]
+    records = [
+        record for name in SAMPLE_EVENT_FILES for record in json.loads((ROOT / "events" / name).read_text())["Records"]
+    ]
     assert bodies == [record["body"] for record in records]
 
 
@@ -115,9 +122,9 @@ def test_generated_load_is_n_single_contact_requests_sharing_a_tag_plus_four_oth
 def test_expected_events_follow_the_service_reading_of_each_message():
     bodies = [json.dumps(request) for request in SMALL_REQUESTS] + [json.dumps(SMALL_REQUESTS[0])]  # a duplicate
     expected = expected_events(bodies, [f"m-{n}" for n in range(len(bodies))])
-    assert sorted(key[:2] for key in expected) == sorted([
-        ("request", "run-1"), ("request", "run-2"), ("request", "run-3"), ("request", "m-3"),
-        ("rejected", "run-bad")])
+    assert sorted(key[:2] for key in expected) == sorted(
+        [("request", "run-1"), ("request", "run-2"), ("request", "run-3"), ("request", "m-3"), ("rejected", "run-bad")]
+    )
 
 
 # --------------------------------------------------------------------------- display
@@ -142,8 +149,7 @@ def test_on_a_terminal_progress_is_one_line_redrawn_and_log_lines_go_above_it():
 
 def test_function_output_drops_metric_lines_and_shortens_log_lines():
     stream = io.StringIO()
-    output = FunctionOutput(Display(stream, live=False, started=0.0), verbose=False,
-                                   fallback=io.StringIO())
+    output = FunctionOutput(Display(stream, live=False, started=0.0), verbose=False, fallback=io.StringIO())
     output.write('{"_aws":{"CloudWatchMetrics":[]},"ConstantContactCalls":[1.0]}\n{"level":"WARNING",')
     output.write('"message":"backing off","function_name":"untag-intake","location":"x:1","attempt":2}\n')
     assert output.metric_lines == 1
@@ -176,15 +182,19 @@ def test_a_request_that_cannot_finish_in_time_fails_the_run_with_a_clear_message
     result = run_cli("--requests", str(request_file), "--speed", "0.2", "--timeout", "1", "--quiet")
 
     assert result.returncode == 1, result.stdout + result.stderr
-    assert re.search(r"FAILED: 4 of 5 requests reached no final state within the 1 s timeout \(4 waiting for "
-                     r"Constant Contact to finish its activities", result.stderr), result.stderr
+    assert re.search(
+        r"FAILED: 4 of 5 requests reached no final state within the 1 s timeout \(4 waiting for "
+        r"Constant Contact to finish its activities",
+        result.stderr,
+    ), result.stderr
     assert summary_value(result.stdout, "no final state") == "4"
     assert "OK:" not in result.stdout
 
 
 @pytest.mark.slow
 def test_aws_endpoint_creates_the_template_resources_there_and_refuses_reused_request_ids(
-        request_file: Path, moto_endpoint: str):
+    request_file: Path, moto_endpoint: str
+):
     first = run_cli("--requests", str(request_file), "--speed", "3", "--quiet", "--aws-endpoint", moto_endpoint)
 
     assert first.returncode == 0, first.stderr
@@ -204,21 +214,38 @@ def test_rehearsal_uses_a_deployed_stack_and_a_real_api(request_file: Path, moto
 
     deployed = provision(endpoint_url=moto_endpoint, prefix="cc-untag-dev")
     outputs = tmp_path / "outputs.json"
-    outputs.write_text(json.dumps([  # as `sam list stack-outputs --output json` prints them
-        {"OutputKey": "IntakeQueueUrl", "OutputValue": deployed.queue_url},
-        {"OutputKey": "IntakeQueueArn", "OutputValue": deployed.queue_arn},
-        {"OutputKey": "DeadLetterQueueUrl", "OutputValue": deployed.dlq_url},
-        {"OutputKey": "ActivityTableName", "OutputValue": deployed.table_name},
-        {"OutputKey": "ResultTopicArn", "OutputValue": deployed.topic_arn},
-        {"OutputKey": "TokenSecretArn", "OutputValue": deployed.secret_id},
-    ]), encoding="utf-8")
+    outputs.write_text(
+        json.dumps(
+            [  # as `sam list stack-outputs --output json` prints them
+                {"OutputKey": "IntakeQueueUrl", "OutputValue": deployed.queue_url},
+                {"OutputKey": "IntakeQueueArn", "OutputValue": deployed.queue_arn},
+                {"OutputKey": "DeadLetterQueueUrl", "OutputValue": deployed.dlq_url},
+                {"OutputKey": "ActivityTableName", "OutputValue": deployed.table_name},
+                {"OutputKey": "ResultTopicArn", "OutputValue": deployed.topic_arn},
+                {"OutputKey": "TokenSecretArn", "OutputValue": deployed.secret_id},
+            ]
+        ),
+        encoding="utf-8",
+    )
     with ConstantContactSimulator(seconds_to_finish=1.0) as api:  # stands in for api.cc.email
         tokens = tmp_path / "tokens.json"
         tokens.write_text(json.dumps(api.issue_tokens()), encoding="utf-8")
 
-        result = run_cli("--requests", str(request_file), "--quiet", "--stack-outputs", str(outputs),
-                         "--aws-endpoint", moto_endpoint, "--cc-base-url", api.base_url, "--token-file", str(tokens),
-                         "--token-url", api.token_url)
+        result = run_cli(
+            "--requests",
+            str(request_file),
+            "--quiet",
+            "--stack-outputs",
+            str(outputs),
+            "--aws-endpoint",
+            moto_endpoint,
+            "--cc-base-url",
+            api.base_url,
+            "--token-file",
+            str(tokens),
+            "--token-url",
+            api.token_url,
+        )
 
         assert result.returncode == 0, result.stderr
         assert api.count("POST", TAGGINGS_REMOVE, 201) >= 3
@@ -226,27 +253,42 @@ def test_rehearsal_uses_a_deployed_stack_and_a_real_api(request_file: Path, moto
     assert summary_value(result.stdout, "completed") == "4"
     assert "Constant Contact calls: not recorded (real API" in result.stdout
     table = boto3.client("dynamodb", endpoint_url=moto_endpoint)
-    assert "Item" in table.get_item(TableName=deployed.table_name,
-                                    Key={"pk": {"S": "REQUEST#run-1"}, "sk": {"S": "REQUEST"}})
+    assert "Item" in table.get_item(
+        TableName=deployed.table_name, Key={"pk": {"S": "REQUEST#run-1"}, "sk": {"S": "REQUEST"}}
+    )
 
 
 @pytest.mark.slow
 def test_tokens_refreshed_during_a_rehearsal_with_the_embedded_aws_are_written_back_to_the_token_file(
-        request_file: Path, tmp_path: Path):
+    request_file: Path, tmp_path: Path
+):
     with ConstantContactSimulator(seconds_to_finish=1.0, access_token_ttl=60) as api:  # stands in for api.cc.email
         issued = api.issue_tokens()  # expires within the service's refresh margin: refreshed on first use
         tokens = tmp_path / "tokens.json"
         tokens.write_text(json.dumps(issued), encoding="utf-8")
 
-        result = run_cli("--requests", str(request_file), "--quiet", "--cc-base-url", api.base_url,
-                         "--token-file", str(tokens), "--token-url", api.token_url)
+        result = run_cli(
+            "--requests",
+            str(request_file),
+            "--quiet",
+            "--cc-base-url",
+            api.base_url,
+            "--token-file",
+            str(tokens),
+            "--token-url",
+            api.token_url,
+        )
 
         assert result.returncode == 0, result.stderr
         assert api.token_refreshes == 1
         saved = json.loads(tokens.read_text(encoding="utf-8"))
         assert saved["refresh_token"] != issued["refresh_token"]  # the rotated one, the only one still valid
-        answer = requests.post(api.token_url, auth=(saved["client_id"], saved["client_secret"]), timeout=10,
-                               data={"grant_type": "refresh_token", "refresh_token": saved["refresh_token"]})
+        answer = requests.post(
+            api.token_url,
+            auth=(saved["client_id"], saved["client_secret"]),
+            timeout=10,
+            data={"grant_type": "refresh_token", "refresh_token": saved["refresh_token"]},
+        )
         assert answer.status_code == 200, answer.text
     assert f"wrote the new ones to {tokens}" in result.stderr
     assert tokens.stat().st_mode & 0o077 == 0
@@ -262,14 +304,19 @@ def test_stack_outputs_without_a_real_api_is_refused():
 
 
 def test_a_message_the_intake_always_fails_ends_in_the_dlq_and_the_run_says_it_cannot_finish(
-        moto_endpoint: str, monkeypatch: pytest.MonkeyPatch):
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+):
     from devkit.pipeline import LocalPipeline
     from devkit.stack import provision
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     stack = provision(parameters={"MaxReceiveCount": 5})
-    overrides = {"CC_API_BASE_URL": "http://127.0.0.1:9/v3", "CC_TOKEN_URL": "http://127.0.0.1:9/token",
-                 "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "WARNING"}
+    overrides = {
+        "CC_API_BASE_URL": "http://127.0.0.1:9/v3",
+        "CC_TOKEN_URL": "http://127.0.0.1:9/token",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }
     for name in {**stack.function_environment("IntakeFunction"), **overrides}:
         monkeypatch.setenv(name, "")  # restored after the test
     pipeline = LocalPipeline(stack, environment=overrides, batch_size=10)
@@ -281,8 +328,7 @@ def test_a_message_the_intake_always_fails_ends_in_the_dlq_and_the_run_says_it_c
 
     pipeline.intake = crashing_intake
     bodies = [json.dumps(SMALL_REQUESTS[0])]
-    tracker = Tracker(expected_events(bodies, pipeline.submit(bodies)), stack.table_name,
-                             boto3.client("dynamodb"))
+    tracker = Tracker(expected_events(bodies, pipeline.submit(bodies)), stack.table_name, boto3.client("dynamodb"))
     display = Display(io.StringIO(), live=False, started=0.0)
 
     outcome = drive(pipeline, tracker, display, poll_interval=0.1, timeout=30)

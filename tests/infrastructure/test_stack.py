@@ -65,7 +65,9 @@ def test_load_template_turns_short_tags_into_long_form_intrinsics(template):
     assert resources["IntakeFunction"]["Properties"]["Environment"]["Variables"]["ACTIVITY_TABLE_NAME"] == {
         "Ref": "ActivityTable"
     }
-    assert resources["IntakeLogGroup"]["Properties"]["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${AWS::StackName}-intake"}
+    assert resources["IntakeLogGroup"]["Properties"]["LogGroupName"] == {
+        "Fn::Sub": "/aws/lambda/${AWS::StackName}-intake"
+    }
     # And the format version stays a string (not a date)
     assert template["AWSTemplateFormatVersion"] == "2010-09-09"
 

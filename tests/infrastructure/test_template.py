@@ -184,7 +184,9 @@ def test_kms_key_policies_give_full_control_only_to_the_account_and_usage_to_nam
         for statement in properties(template, logical_id)["KeyPolicy"]["Statement"]:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             if "kms:*" in actions:
-                assert statement["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+                assert statement["Principal"] == {
+                    "AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+                }
             else:
                 assert set(statement["Principal"]) == {"Service"}, statement
 
@@ -210,8 +212,14 @@ def test_no_iam_statement_targets_every_resource(template):
 
 # What each function's code calls on the activity table (tests/integration/test_iam_calls.py proves the calls):
 # both drive activity creation from the due-index (the intake for what it accepted, the poller for the rest).
-TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem",
-                 "dynamodb:UpdateItem", "dynamodb:Query"}
+TABLE_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:PutItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
+}
 TABLE_RESOURCES = [{"Fn::GetAtt": ["ActivityTable", "Arn"]}, {"Fn::Sub": "${ActivityTable.Arn}/index/due-index"}]
 
 
@@ -219,8 +227,13 @@ def test_functions_are_granted_only_what_the_code_uses_on_this_stack_resources(t
     # Given each function's policies
     for logical_id in resources_of_type(template, FUNCTION_TYPE):
         policies = properties(template, logical_id)["Policies"]
-        by_name = {name: value for policy in policies if isinstance(policy, dict) for name, value in policy.items()
-                   if name != "Statement"}
+        by_name = {
+            name: value
+            for policy in policies
+            if isinstance(policy, dict)
+            for name, value in policy.items()
+            if name != "Statement"
+        }
         statements = [s for policy in policies if isinstance(policy, dict) for s in policy.get("Statement", ())]
         # Then the table is read and written on itself and its due-index only, never scanned nor deleted from
         (table,) = [s for s in statements if any(a.startswith("dynamodb:") for a in s["Action"])]
@@ -231,8 +244,10 @@ def test_functions_are_granted_only_what_the_code_uses_on_this_stack_resources(t
         # And the token secret is read and written back, only this one
         secret_statements = [s for s in statements if "secretsmanager:GetSecretValue" in s["Action"]]
         assert secret_statements and all(s["Resource"] == {"Ref": "TokenSecret"} for s in secret_statements)
-        assert {a for s in secret_statements for a in s["Action"]} == {"secretsmanager:GetSecretValue",
-                                                                       "secretsmanager:PutSecretValue"}
+        assert {a for s in secret_statements for a in s["Action"]} == {
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:PutSecretValue",
+        }
         # And no other statement (the intake's SQS permissions are the event source's, from SAM)
         assert len(statements) == 2 and len(by_name) == 1, logical_id
 
@@ -250,8 +265,10 @@ def test_the_dashboard_shows_every_alarm_and_the_saved_queries_exist(template):
     body = properties(template, "Dashboard")["DashboardBody"]["Fn::Sub"][0]
     for logical_id in resources_of_type(template, "AWS::CloudWatch::Alarm"):
         assert f"${{{logical_id}.Arn}}" in body, logical_id
-    names = {properties(template, q)["Name"]["Fn::Sub"].split("/", 1)[1]
-             for q in resources_of_type(template, "AWS::Logs::QueryDefinition")}
+    names = {
+        properties(template, q)["Name"]["Fn::Sub"].split("/", 1)[1]
+        for q in resources_of_type(template, "AWS::Logs::QueryDefinition")
+    }
     assert names == {"trace one request by request_id", "recent rejections with reasons", "Constant Contact errors"}
 
 
@@ -452,4 +469,7 @@ def test_a_message_over_the_request_cap_is_refused_by_the_provisioned_intake_que
     sqs.send_message(QueueUrl=stack.queue_url, MessageBody="x" * BODY_MAX_BYTES)
     with pytest.raises(ClientError) as refused:
         sqs.send_message(QueueUrl=stack.queue_url, MessageBody="x" * (BODY_MAX_BYTES + 1))
-    assert refused.value.response["Error"]["Code"] in ("InvalidParameterValue", "AWS.SimpleQueueService.InvalidParameterValue")
+    assert refused.value.response["Error"]["Code"] in (
+        "InvalidParameterValue",
+        "AWS.SimpleQueueService.InvalidParameterValue",
+    )

@@ -11,9 +11,10 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 import pytest
@@ -36,8 +37,12 @@ def _sqs_record(body: str, message_id: str, queue_arn: str) -> dict[str, Any]:
         "messageId": message_id,
         "receiptHandle": "AQEB" + hashlib.sha256(message_id.encode()).hexdigest(),
         "body": body,
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(sent_ms),
-                       "SenderId": "AIDAIENQZJOLO23YVJ4VO", "ApproximateFirstReceiveTimestamp": str(sent_ms + 5)},
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": str(sent_ms),
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": str(sent_ms + 5),
+        },
         "messageAttributes": {},
         "md5OfBody": hashlib.md5(body.encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest(),
         "eventSource": "aws:sqs",
@@ -51,10 +56,12 @@ def sqs_event(stack) -> Callable[..., dict[str, Any]]:
     """Build an SQS batch event from request bodies (dicts are serialised); each record gets a fresh messageId."""
 
     def build(*bodies: Any) -> dict[str, Any]:
-        return {"Records": [
-            _sqs_record(body if isinstance(body, str) else json.dumps(body), str(uuid.uuid4()), stack.queue_arn)
-            for body in bodies
-        ]}
+        return {
+            "Records": [
+                _sqs_record(body if isinstance(body, str) else json.dumps(body), str(uuid.uuid4()), stack.queue_arn)
+                for body in bodies
+            ]
+        }
 
     return build
 
@@ -62,7 +69,7 @@ def sqs_event(stack) -> Callable[..., dict[str, Any]]:
 class Invocations:
     """Invoke the intake and the poller as Lambda does; collect the result events a subscriber receives."""
 
-    def __init__(self, pipeline, table: "Table"):
+    def __init__(self, pipeline, table: Table):
         self.pipeline = pipeline
         self.table = table
         self.poller_event = load_event("poller-scheduled.json")

@@ -27,12 +27,16 @@ class RunsOutAfterPosts(LambdaContext):
 
 
 def big_request(request_id: str, contacts: int) -> dict:
-    return {"request_id": request_id, "source": {"contact_ids": [f"c-{n}" for n in range(contacts)]},
-            "tag_ids": ["t-1"]}
+    return {
+        "request_id": request_id,
+        "source": {"contact_ids": [f"c-{n}" for n in range(contacts)]},
+        "tag_ids": ["t-1"],
+    }
 
 
 def test_a_request_bigger_than_one_invocation_is_done_for_sqs_and_finished_by_the_poller(
-        invoke, sqs_event, simulator, table):
+    invoke, sqs_event, simulator, table
+):
     # Given a request of six activities and an intake invocation that has time for two POSTs only
     event = sqs_event(big_request("r-big", 3000))
     context = RunsOutAfterPosts("untag-intake", 60, simulator=simulator, posts=2)
@@ -71,13 +75,14 @@ def test_a_request_over_the_activity_cap_is_rejected_naming_the_cap(invoke, sqs_
     assert failed_ids(response) == []
     [rejected] = [event for event in invoke.results() if event["state"] == "rejected"]
     assert rejected["request_id"] == "r-4"
-    assert rejected["errors"] == ["request: needs 4 activities, more than the cap of 3 activities per request "
-                                  "(MAX_ACTIVITIES_PER_REQUEST); split it into smaller requests"]
+    assert rejected["errors"] == [
+        "request: needs 4 activities, more than the cap of 3 activities per request "
+        "(MAX_ACTIVITIES_PER_REQUEST); split it into smaller requests"
+    ]
     assert simulator.count("POST", REMOVE_TAGS) == 3
 
 
-def test_a_request_recorded_while_the_quota_is_spent_waits_in_the_table_not_in_the_queue(
-        pipeline, simulator, stack):
+def test_a_request_recorded_while_the_quota_is_spent_waits_in_the_table_not_in_the_queue(pipeline, simulator, stack):
     # Given the daily quota spent
     simulator.exhaust_quota()
     pipeline.submit([json.dumps(big_request("r-q", 1))])
@@ -114,8 +119,14 @@ def test_one_refused_contact_among_merged_requests_fails_only_its_own_request(in
 def test_a_large_request_is_recorded_refused_and_reported_within_aws_limits(invoke, sqs_event, simulator, table):
     # Given a 100 KB request of 40 activities (20 chunks of 500 contacts x 2 of tags), all refused by Constant Contact
     contacts = [f"c{n:06d}" for n in range(10_000)]
-    body = json.dumps({"request_id": "r-large", "source": {"contact_ids": contacts},
-                       "tag_ids": [f"t{n:05d}" for n in range(51)], "metadata": {"pad": "m" * 4000}})
+    body = json.dumps(
+        {
+            "request_id": "r-large",
+            "source": {"contact_ids": contacts},
+            "tag_ids": [f"t{n:05d}" for n in range(51)],
+            "metadata": {"pad": "m" * 4000},
+        }
+    )
     assert len(body.encode()) > 100_000
     simulator.refused_contacts.update(contacts[::500])
 

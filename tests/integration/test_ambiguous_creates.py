@@ -15,12 +15,16 @@ def request(request_id: str) -> dict:
     return {"request_id": request_id, "source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"]}
 
 
-@pytest.mark.parametrize("fault", [
-    pytest.param({"status": 503}, id="5xx-after-creating"),
-    pytest.param({"status": 0, "drop": True}, id="dropped-after-creating"),
-])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param({"status": 503}, id="5xx-after-creating"),
+        pytest.param({"status": 0, "drop": True}, id="dropped-after-creating"),
+    ],
+)
 def test_an_answer_lost_after_constant_contact_created_the_activity_is_counted_and_listed(
-        fault, invoke, sqs_event, simulator, stack, capsys, tmp_path):
+    fault, invoke, sqs_event, simulator, stack, capsys, tmp_path
+):
     # Given Constant Contact creating the activity but its answer lost
     simulator.fail_next("POST", REMOVE_TAGS, carried_out=True, **fault)
 
@@ -33,8 +37,16 @@ def test_an_answer_lost_after_constant_contact_created_the_activity_is_counted_a
     capsys.readouterr()
     # And the operator can list the ambiguous create, with its request and chunk
     path = tmp_path / "outputs.json"
-    path.write_text(json.dumps({"IntakeQueueUrl": stack.queue_url, "ActivityTableName": stack.table_name,
-                                "ResultTopicArn": stack.topic_arn, "DeadLetterQueueUrl": stack.dlq_url}))
+    path.write_text(
+        json.dumps(
+            {
+                "IntakeQueueUrl": stack.queue_url,
+                "ActivityTableName": stack.table_name,
+                "ResultTopicArn": stack.topic_arn,
+                "DeadLetterQueueUrl": stack.dlq_url,
+            }
+        )
+    )
     assert untag_main(["--outputs", str(path), "ambiguous", "--json"]) == 0
     [listed] = json.loads(capsys.readouterr().out)
     assert listed["request_id"] == "r-1" and listed["chunk"] == 0 and listed["error"]

@@ -21,11 +21,14 @@ class FixedToken:
         return rejected_token
 
 
-@pytest.mark.parametrize("link", [
-    "https://evil.example/v3/activities?cursor=1",
-    "//evil.example/v3/activities?cursor=1",
-    "http://127.0.0.2:9/v3/activities",
-])
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://evil.example/v3/activities?cursor=1",
+        "//evil.example/v3/activities?cursor=1",
+        "http://127.0.0.2:9/v3/activities",
+    ],
+)
 def test_a_next_link_to_another_host_is_refused_and_nothing_is_sent(simulator, link, caplog):
     client = ConstantContactClient(simulator.base_url, FixedToken())
     with pytest.raises(PermanentApiError, match="another host"):
@@ -41,15 +44,18 @@ def test_a_relative_next_link_is_followed_on_the_api_origin(simulator):
     assert [call.path for call in simulator.calls] == ["/v3/activities"]
 
 
-@pytest.mark.parametrize("url, allowed", [
-    ("https://api.cc.email/v3", True),
-    ("http://127.0.0.1:8080/v3", True),
-    ("http://localhost:9000/v3", True),
-    ("http://[::1]:9000/v3", True),
-    ("http://api.cc.email/v3", False),
-    ("http://127.0.0.1.evil.example/v3", False),
-    ("ftp://api.cc.email", False),
-])
+@pytest.mark.parametrize(
+    "url, allowed",
+    [
+        ("https://api.cc.email/v3", True),
+        ("http://127.0.0.1:8080/v3", True),
+        ("http://localhost:9000/v3", True),
+        ("http://[::1]:9000/v3", True),
+        ("http://api.cc.email/v3", False),
+        ("http://127.0.0.1.evil.example/v3", False),
+        ("ftp://api.cc.email", False),
+    ],
+)
 def test_the_template_refuses_plain_http_except_on_loopback(url, allowed):
     class Loader(yaml.SafeLoader):
         pass

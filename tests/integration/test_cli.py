@@ -28,12 +28,16 @@ EVENTS_DIR = ROOT / "events"
 def outputs(stack, tmp_path) -> str:
     """The stack's outputs as the file `--outputs` reads (the shape `sam list stack-outputs` prints)."""
     path = tmp_path / "outputs.json"
-    path.write_text(json.dumps([
-        {"OutputKey": "IntakeQueueUrl", "OutputValue": stack.queue_url},
-        {"OutputKey": "ActivityTableName", "OutputValue": stack.table_name},
-        {"OutputKey": "ResultTopicArn", "OutputValue": stack.topic_arn},
-        {"OutputKey": "DeadLetterQueueUrl", "OutputValue": stack.dlq_url},
-    ]))
+    path.write_text(
+        json.dumps(
+            [
+                {"OutputKey": "IntakeQueueUrl", "OutputValue": stack.queue_url},
+                {"OutputKey": "ActivityTableName", "OutputValue": stack.table_name},
+                {"OutputKey": "ResultTopicArn", "OutputValue": stack.topic_arn},
+                {"OutputKey": "DeadLetterQueueUrl", "OutputValue": stack.dlq_url},
+            ]
+        )
+    )
     return str(path)
 
 
@@ -47,8 +51,9 @@ def untag(capsys, *argv: str) -> tuple[int, str, str]:
 
 def queued(stack, url: str | None = None) -> list[dict]:
     sqs = boto3.client("sqs")
-    messages = sqs.receive_message(QueueUrl=url or stack.queue_url, MaxNumberOfMessages=10,
-                                   MessageAttributeNames=["All"], VisibilityTimeout=0).get("Messages", [])
+    messages = sqs.receive_message(
+        QueueUrl=url or stack.queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0
+    ).get("Messages", [])
     return messages
 
 
@@ -56,23 +61,44 @@ def queued(stack, url: str | None = None) -> list[dict]:
 
 
 def test_submit_from_flags_sends_the_request_and_prints_its_id(stack, outputs, capsys):
-    code, out, err = untag(capsys, "--outputs", outputs, "submit", "--lists", "l-1,l-2", "--exclude", "c-9",
-                           "--remove-tags", "t-1,t-2", "--request-id", "ops-1", "--metadata", '{"ticket": "OPS-7"}')
+    code, out, err = untag(
+        capsys,
+        "--outputs",
+        outputs,
+        "submit",
+        "--lists",
+        "l-1,l-2",
+        "--exclude",
+        "c-9",
+        "--remove-tags",
+        "t-1,t-2",
+        "--request-id",
+        "ops-1",
+        "--metadata",
+        '{"ticket": "OPS-7"}',
+    )
     assert code == 0, err
     assert out == "ops-1\n"
     assert "untag status ops-1" in err
     [message] = queued(stack)
-    assert json.loads(message["Body"]) == {"request_id": "ops-1", "source": {"list_ids": ["l-1", "l-2"]},
-                                           "exclude": {"contact_ids": ["c-9"]}, "tag_ids": ["t-1", "t-2"],
-                                           "metadata": {"ticket": "OPS-7"}}
+    assert json.loads(message["Body"]) == {
+        "request_id": "ops-1",
+        "source": {"list_ids": ["l-1", "l-2"]},
+        "exclude": {"contact_ids": ["c-9"]},
+        "tag_ids": ["t-1", "t-2"],
+        "metadata": {"ticket": "OPS-7"},
+    }
 
 
-@pytest.mark.parametrize("flag, source", [
-    (["--contacts", "c-1, c-2"], {"contact_ids": ["c-1", "c-2"]}),
-    (["--tags", "t-old"], {"tag_ids": ["t-old"]}),
-    (["--all-active"], {"all_active_contacts": True}),
-    (["--new-subscribers"], {"new_subscriber": True}),
-])
+@pytest.mark.parametrize(
+    "flag, source",
+    [
+        (["--contacts", "c-1, c-2"], {"contact_ids": ["c-1", "c-2"]}),
+        (["--tags", "t-old"], {"tag_ids": ["t-old"]}),
+        (["--all-active"], {"all_active_contacts": True}),
+        (["--new-subscribers"], {"new_subscriber": True}),
+    ],
+)
 def test_submit_without_request_id_prints_the_message_id_the_service_will_use(stack, outputs, capsys, flag, source):
     code, out, err = untag(capsys, "submit", *flag, "--remove-tags", "t-1", "--outputs", outputs)
     assert code == 0, err
@@ -93,8 +119,20 @@ def test_submit_a_file_sends_it_as_is_and_prints_the_envelope_id(stack, outputs,
 
 
 def test_an_invalid_request_is_refused_with_every_error_and_nothing_is_sent(stack, outputs, capsys):
-    code, out, err = untag(capsys, "--outputs", outputs, "submit", "--contacts", "c-1,../x", "--exclude", "c-2",
-                           "--remove-tags", "t-1", "--request-id", "bad id")
+    code, out, err = untag(
+        capsys,
+        "--outputs",
+        outputs,
+        "submit",
+        "--contacts",
+        "c-1,../x",
+        "--exclude",
+        "c-2",
+        "--remove-tags",
+        "t-1",
+        "--request-id",
+        "bad id",
+    )
     assert code == 2 and out == ""
     assert "nothing was sent" in err
     assert "request_id: must be" in err and "source.contact_ids: ids must match" in err
@@ -104,8 +142,9 @@ def test_an_invalid_request_is_refused_with_every_error_and_nothing_is_sent(stac
 def test_submit_usage_errors(stack, outputs, capsys, tmp_path):
     code, _, err = untag(capsys, "--outputs", outputs, "submit", "--contacts", "c-1")
     assert code == 2 and "--remove-tags" in err
-    code, _, err = untag(capsys, "--outputs", outputs, "submit", "--contacts", "c-1", "--remove-tags", "t-1",
-                         "--metadata", "{not json")
+    code, _, err = untag(
+        capsys, "--outputs", outputs, "submit", "--contacts", "c-1", "--remove-tags", "t-1", "--metadata", "{not json"
+    )
     assert code == 2 and "--metadata is not valid JSON" in err
     path = tmp_path / "r.json"
     path.write_text("{}")
@@ -120,8 +159,20 @@ def test_submit_usage_errors(stack, outputs, capsys, tmp_path):
 
 
 def test_status_and_pending_follow_a_request_to_its_result(pipeline, outputs, capsys):
-    code, out, _ = untag(capsys, "--outputs", outputs, "submit", "--contacts", "c-1,c-2", "--remove-tags", "t-1",
-                         "--request-id", "cli-1", "--metadata", '{"origin": "cli"}')
+    code, out, _ = untag(
+        capsys,
+        "--outputs",
+        outputs,
+        "submit",
+        "--contacts",
+        "c-1,c-2",
+        "--remove-tags",
+        "t-1",
+        "--request-id",
+        "cli-1",
+        "--metadata",
+        '{"origin": "cli"}',
+    )
     assert code == 0 and out.strip() == "cli-1"
 
     # Sent but not read by the intake yet: unknown (exit 3), with a hint
@@ -171,8 +222,9 @@ def test_status_of_a_rejected_request_shows_its_errors(pipeline, outputs, capsys
 
 def test_status_wait_gives_up_after_its_timeout(stack, outputs, capsys):
     started = time.monotonic()
-    code, _, err = untag(capsys, "--outputs", outputs, "status", "never-sent", "--wait", "--timeout", "0.3",
-                         "--interval", "0.1")
+    code, _, err = untag(
+        capsys, "--outputs", outputs, "status", "never-sent", "--wait", "--timeout", "0.3", "--interval", "0.1"
+    )
     assert code == 3 and "unknown request id 'never-sent'" in err
     assert time.monotonic() - started < 3
 
@@ -200,7 +252,9 @@ def test_redrive_sends_batches_within_1_mib_and_leaves_what_the_intake_queue_can
     # 300 KB (the DLQ takes up to 1 MiB; the intake queue 256 KiB)
     sqs = boto3.client("sqs")
     pad = {"pad": "x" * 200_000}
-    bodies = [json.dumps({"source": {"contact_ids": [f"c-{n}"]}, "tag_ids": ["t-1"], "metadata": pad}) for n in range(6)]
+    bodies = [
+        json.dumps({"source": {"contact_ids": [f"c-{n}"]}, "tag_ids": ["t-1"], "metadata": pad}) for n in range(6)
+    ]
     for body in bodies:
         sqs.send_message(QueueUrl=stack.dlq_url, MessageBody=body)
     too_big = sqs.send_message(QueueUrl=stack.dlq_url, MessageBody="y" * 300_000)["MessageId"]
@@ -237,19 +291,43 @@ def _publish(stack, *states: str) -> list[dict]:
     from untag.result_event import event_id
 
     sns = boto3.client("sns")
-    events = [{"schema_version": "1", "event_id": event_id(f"r-{n}", state), "event_type": f"untag.{state}",
-               "request_id": f"r-{n}", "state": state, "tag_ids": ["t-1"], "source_type": "contact_ids",
-               "activities": [], "errors": [] if state == "completed" else ["why"], "metadata": None,
-               "received_at": "2026-11-26T10:00:00Z", "finished_at": "2026-11-26T10:03:10Z"}
-              for n, state in enumerate(states)]
+    events = [
+        {
+            "schema_version": "1",
+            "event_id": event_id(f"r-{n}", state),
+            "event_type": f"untag.{state}",
+            "request_id": f"r-{n}",
+            "state": state,
+            "tag_ids": ["t-1"],
+            "source_type": "contact_ids",
+            "activities": [],
+            "errors": [] if state == "completed" else ["why"],
+            "metadata": None,
+            "received_at": "2026-11-26T10:00:00Z",
+            "finished_at": "2026-11-26T10:03:10Z",
+        }
+        for n, state in enumerate(states)
+    ]
     publications = [Publication(e["request_id"], json.dumps(e), e["event_type"], e["state"]) for e in events]
     assert all(SnsPublisher(lambda: sns, stack.topic_arn).publish(publications))
     return events
 
 
 def test_results_follow_prints_events_then_removes_its_queue_and_subscription(stack, outputs, capsys):
-    thread, outcome = _follow_in_background(capsys, "--outputs", outputs, "results", "--follow", "--json",
-                                            "--max-events", "2", "--timeout", "20", "--wait-seconds", "1")
+    thread, outcome = _follow_in_background(
+        capsys,
+        "--outputs",
+        outputs,
+        "results",
+        "--follow",
+        "--json",
+        "--max-events",
+        "2",
+        "--timeout",
+        "20",
+        "--wait-seconds",
+        "1",
+    )
     events = _publish(stack, "completed", "failed")
     thread.join(25)
     assert not thread.is_alive() and outcome["code"] == 0
@@ -261,13 +339,27 @@ def test_results_follow_prints_events_then_removes_its_queue_and_subscription(st
 
 
 def test_results_follow_with_state_uses_a_filter_policy(stack, outputs, capsys):
-    thread, outcome = _follow_in_background(capsys, "--outputs", outputs, "results", "--follow", "--state",
-                                            "failed,timed_out", "--max-events", "2", "--timeout", "10",
-                                            "--wait-seconds", "1")
-    [subscription] = [s for s in boto3.client("sns").list_subscriptions()["Subscriptions"]
-                      if "untag-cli-results-" in s["Endpoint"]]
-    attributes = boto3.client("sns").get_subscription_attributes(
-        SubscriptionArn=subscription["SubscriptionArn"])["Attributes"]
+    thread, outcome = _follow_in_background(
+        capsys,
+        "--outputs",
+        outputs,
+        "results",
+        "--follow",
+        "--state",
+        "failed,timed_out",
+        "--max-events",
+        "2",
+        "--timeout",
+        "10",
+        "--wait-seconds",
+        "1",
+    )
+    [subscription] = [
+        s for s in boto3.client("sns").list_subscriptions()["Subscriptions"] if "untag-cli-results-" in s["Endpoint"]
+    ]
+    attributes = boto3.client("sns").get_subscription_attributes(SubscriptionArn=subscription["SubscriptionArn"])[
+        "Attributes"
+    ]
     assert json.loads(attributes["FilterPolicy"]) == {"state": ["failed", "timed_out"]}
     _publish(stack, "completed", "failed", "rejected", "timed_out")
     thread.join(10)
@@ -287,8 +379,12 @@ def test_results_usage_errors(stack, outputs, capsys):
 
 
 def _cloudformation_stack(stack, name: str = "cc-untag-test") -> None:
-    outputs = {"IntakeQueueUrl": stack.queue_url, "ActivityTableName": stack.table_name,
-               "ResultTopicArn": stack.topic_arn, "DeadLetterQueueUrl": stack.dlq_url}
+    outputs = {
+        "IntakeQueueUrl": stack.queue_url,
+        "ActivityTableName": stack.table_name,
+        "ResultTopicArn": stack.topic_arn,
+        "DeadLetterQueueUrl": stack.dlq_url,
+    }
     template = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},  # a stack needs one resource
@@ -299,8 +395,9 @@ def _cloudformation_stack(stack, name: str = "cc-untag-test") -> None:
 
 def test_stack_name_reads_the_outputs_of_the_deployed_stack(stack, capsys):
     _cloudformation_stack(stack)
-    code, out, err = untag(capsys, "submit", "--contacts", "c-1", "--remove-tags", "t-1", "--request-id", "s-1",
-                           "--stack", "cc-untag-test")
+    code, out, err = untag(
+        capsys, "submit", "--contacts", "c-1", "--remove-tags", "t-1", "--request-id", "s-1", "--stack", "cc-untag-test"
+    )
     assert code == 0 and out.strip() == "s-1", err
     assert json.loads(queued(stack)[0]["Body"])["request_id"] == "s-1"
     code, _, err = untag(capsys, "--stack", "cc-untag-test", "status", "s-2")
@@ -310,20 +407,33 @@ def test_stack_name_reads_the_outputs_of_the_deployed_stack(stack, capsys):
 def test_a_wrong_stack_name_is_a_clear_error(stack, capsys):
     code, out, err = untag(capsys, "--stack", "no-such-stack", "pending")
     assert code == 1 and out == ""
-    assert err.strip() == ("untag: error: stack 'no-such-stack' not found in us-east-1 (check the name, and --region "
-                           "or AWS_DEFAULT_REGION)")
+    assert err.strip() == (
+        "untag: error: stack 'no-such-stack' not found in us-east-1 (check the name, and --region "
+        "or AWS_DEFAULT_REGION)"
+    )
 
 
 def test_missing_credentials_are_a_clear_error(outputs, capsys, monkeypatch, tmp_path):
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-                 "AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    for argv in (["--outputs", outputs, "status", "r-1"], ["--stack", "cc-untag-dev", "pending"],
-                 ["--outputs", outputs, "submit", "--contacts", "c-1", "--remove-tags", "t-1"]):
+    for argv in (
+        ["--outputs", outputs, "status", "r-1"],
+        ["--stack", "cc-untag-dev", "pending"],
+        ["--outputs", outputs, "submit", "--contacts", "c-1", "--remove-tags", "t-1"],
+    ):
         code, out, err = untag(capsys, *argv)
         assert code == 1 and out == "", argv
         assert err.startswith("untag: error: no AWS credentials found"), err
@@ -344,8 +454,9 @@ def test_target_errors(stack, outputs, capsys, tmp_path, monkeypatch):
     (tmp_path / "partial.json").write_text(json.dumps({"IntakeQueueUrl": stack.queue_url}))
     code, _, err = untag(capsys, "pending", "--outputs", str(tmp_path / "partial.json"), "--region", "us-east-1")
     assert code == 1 and "has no output ActivityTableName" in err
-    (tmp_path / "gone.json").write_text(json.dumps({"ActivityTableName": "deleted-table",
-                                                    "ResultTopicArn": stack.topic_arn}))
+    (tmp_path / "gone.json").write_text(
+        json.dumps({"ActivityTableName": "deleted-table", "ResultTopicArn": stack.topic_arn})
+    )
     code, _, err = untag(capsys, "status", "r-1", "--outputs", str(tmp_path / "gone.json"))
     assert code == 1 and "the stack's resource does not exist" in err
     monkeypatch.setenv("UNTAG_OUTPUTS", outputs)  # the environment names the stack
@@ -355,6 +466,12 @@ def test_target_errors(stack, outputs, capsys, tmp_path, monkeypatch):
 
 def test_runs_as_a_module():
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "shared"), str(ROOT)])}
-    answer = subprocess.run([sys.executable, "-m", "untag_operator", "--help"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=30, env=environment)
+    answer = subprocess.run(
+        [sys.executable, "-m", "untag_operator", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=environment,
+    )
     assert answer.returncode == 0 and "submit" in answer.stdout and "results" in answer.stdout

@@ -7,14 +7,20 @@ from untag_operator.dlq import peek, redrive
 
 
 def test_a_message_that_keeps_failing_lands_in_the_dlq_and_redrive_finishes_it(
-        pipeline, simulator, stack, capsys, monkeypatch, iam_calls, tmp_path):
+    pipeline, simulator, stack, capsys, monkeypatch, iam_calls, tmp_path
+):
     # Given a request without request_id that the intake cannot record for a long time (its table is
     # unreachable: once a request is recorded its message is done, whatever Constant Contact says)
     body = json.dumps({"source": {"contact_ids": ["c1"]}, "tag_ids": ["t1"]})
     monkeypatch.setenv("ACTIVITY_TABLE_NAME", "a-table-that-does-not-exist")
     pipeline.submit([body])
-    max_receive = int(json.loads(pipeline.sqs.get_queue_attributes(
-        QueueUrl=stack.queue_url, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"])["maxReceiveCount"])
+    max_receive = int(
+        json.loads(
+            pipeline.sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["RedrivePolicy"])["Attributes"][
+                "RedrivePolicy"
+            ]
+        )["maxReceiveCount"]
+    )
     # When the event source mapping has delivered it maxReceiveCount times
     for _ in range(max_receive + 1):
         pipeline.intake_once()
@@ -25,7 +31,8 @@ def test_a_message_that_keeps_failing_lands_in_the_dlq_and_redrive_finishes_it(
     first_id = message["MessageId"]
     # (the intake's role allows its own table only: AWS denies every call on the other one)
     assert {resource.rsplit("/", 1)[-1] for call in iam_calls.take_denied() for resource in call.resources} == {
-        "a-table-that-does-not-exist"}
+        "a-table-that-does-not-exist"
+    }
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps({"DeadLetterQueueUrl": stack.dlq_url, "IntakeQueueUrl": stack.queue_url}))
     assert untag_main(["--outputs", str(outputs), "--region", "us-east-1", "dlq", "list"]) == 0

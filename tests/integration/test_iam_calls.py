@@ -70,8 +70,7 @@ def drive_every_path_to_aws(pipeline, invoke, sqs_event, simulator) -> None:
     assert simulator.token_refreshes == 2 and simulator.count("POST", REMOVE_TAGS, 429) == 1
 
 
-def test_each_function_is_granted_exactly_the_actions_its_code_calls(
-        pipeline, invoke, sqs_event, simulator, iam_calls):
+def test_each_function_is_granted_exactly_the_actions_its_code_calls(pipeline, invoke, sqs_event, simulator, iam_calls):
     # Given both functions driven through every path that reaches AWS
     drive_every_path_to_aws(pipeline, invoke, sqs_event, simulator)
     used = iam_calls.actions()
@@ -87,8 +86,11 @@ def test_each_function_is_granted_exactly_the_actions_its_code_calls(
         called = used.get(function, set())
         reasons = unused_reasons(function)
         granted = policies[function].granted_actions()
-        never = sorted(action for action in granted
-                       if action not in reasons and not any(action_matches(action, call) for call in called))
+        never = sorted(
+            action
+            for action in granted
+            if action not in reasons and not any(action_matches(action, call) for call in called)
+        )
         if never:
             never_called[function] = never
         stale = sorted(action for action in reasons if any(action_matches(action, call) for call in called))
@@ -122,14 +124,28 @@ def test_the_roles_come_from_sams_transform_with_real_arns(pipeline):
 
 DENIED_CALLS = {
     # service: (a call the poller's role does not allow, the action AWS names, the error code AWS answers)
-    "dynamodb": (lambda stack: boto3.client("dynamodb").scan(TableName=stack.table_name),
-                 "dynamodb:Scan", "AccessDeniedException"),
-    "secretsmanager": (lambda stack: boto3.client("secretsmanager").describe_secret(SecretId=stack.secret_id),
-                       "secretsmanager:DescribeSecret", "AccessDeniedException"),
-    "sns": (lambda stack: boto3.client("sns").create_topic(Name="not-allowed"), "sns:CreateTopic",
-            "AuthorizationError"),
-    "sqs": (lambda stack: boto3.client("sqs").send_message_batch(
-        QueueUrl=stack.queue_url, Entries=[{"Id": "1", "MessageBody": "{}"}]), "sqs:SendMessage", "AccessDenied"),
+    "dynamodb": (
+        lambda stack: boto3.client("dynamodb").scan(TableName=stack.table_name),
+        "dynamodb:Scan",
+        "AccessDeniedException",
+    ),
+    "secretsmanager": (
+        lambda stack: boto3.client("secretsmanager").describe_secret(SecretId=stack.secret_id),
+        "secretsmanager:DescribeSecret",
+        "AccessDeniedException",
+    ),
+    "sns": (
+        lambda stack: boto3.client("sns").create_topic(Name="not-allowed"),
+        "sns:CreateTopic",
+        "AuthorizationError",
+    ),
+    "sqs": (
+        lambda stack: boto3.client("sqs").send_message_batch(
+            QueueUrl=stack.queue_url, Entries=[{"Id": "1", "MessageBody": "{}"}]
+        ),
+        "sqs:SendMessage",
+        "AccessDenied",
+    ),
 }
 
 
@@ -154,10 +170,12 @@ def test_batch_apis_are_authorised_by_their_single_item_action(stack, iam_calls)
     # When the intake's code uses batch APIs its role allows through their single-item actions
     # (sqs:DeleteMessage comes from AWSLambdaSQSQueueExecutionRole, which SAM attaches for the SQS event)
     with acting_as(stack, "IntakeFunction"):
-        boto3.client("sns").publish_batch(TopicArn=stack.topic_arn, PublishBatchRequestEntries=[
-            {"Id": "1", "Message": "{}"}])
-        boto3.client("sqs").delete_message_batch(QueueUrl=stack.queue_url, Entries=[
-            {"Id": "1", "ReceiptHandle": "not-a-real-one"}])
+        boto3.client("sns").publish_batch(
+            TopicArn=stack.topic_arn, PublishBatchRequestEntries=[{"Id": "1", "Message": "{}"}]
+        )
+        boto3.client("sqs").delete_message_batch(
+            QueueUrl=stack.queue_url, Entries=[{"Id": "1", "ReceiptHandle": "not-a-real-one"}]
+        )
     # Then both are allowed, as sns:Publish and sqs:DeleteMessage on the stack's topic and queue
     assert [(call.operation, call.action, call.resources, call.denied) for call in iam_calls.all()] == [
         ("sns.PublishBatch", "sns:Publish", (stack.topic_arn,), None),
@@ -171,15 +189,17 @@ def test_calls_outside_the_functions_code_are_neither_checked_nor_recorded(stack
 
 
 def test_a_poller_role_without_batch_write_item_fails_the_run_that_publishes(
-        pipeline, invoke, sqs_event, monkeypatch, iam_calls):
+    pipeline, invoke, sqs_event, monkeypatch, iam_calls
+):
     # Given the poller deployed with a role that lacks dynamodb:BatchWriteItem (as template.yaml once did)
     template = copy.deepcopy(pipeline.stack.template)
     (table_statement, *_) = template["Resources"]["PollerFunction"]["Properties"]["Policies"][0]["Statement"]
     table_statement["Action"] = [action for action in table_statement["Action"] if action != "dynamodb:BatchWriteItem"]
     from devkit.pipeline import load_handler
 
-    monkeypatch.setattr(pipeline, "poller", load_handler(dataclasses.replace(pipeline.stack, template=template),
-                                                         "PollerFunction"))
+    monkeypatch.setattr(
+        pipeline, "poller", load_handler(dataclasses.replace(pipeline.stack, template=template), "PollerFunction")
+    )
     assert invoke.intake(sqs_event(list_request("r-1", "t-1"))) == {"batchItemFailures": []}
     invoke.poller()
     # When the activity finishes and the run publishes its request's result
@@ -191,4 +211,5 @@ def test_a_poller_role_without_batch_write_item_fails_the_run_that_publishes(
     assert "dynamodb:BatchWriteItem" in raised.value.response["Error"]["Message"]
     assert [event["request_id"] for event in invoke.results()] == ["r-1"]
     assert [(call.function, call.action) for call in iam_calls.take_denied()] == [
-        ("PollerFunction", "dynamodb:BatchWriteItem")]
+        ("PollerFunction", "dynamodb:BatchWriteItem")
+    ]

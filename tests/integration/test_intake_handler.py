@@ -80,21 +80,30 @@ def test_the_sample_batch_becomes_canonical_activities_and_no_record_is_retried(
     # Then no record is left for another try (the invalid one is rejected, not retried)
     assert response == {"batchItemFailures": []}
     # And Constant Contact received exactly these activities, each in the canonical form
-    assert created_bodies(simulator) == sorted([
-        {"source": {"contact_ids": ["c-1", "c-2"]}, "tag_ids": ["t-churn-risk"]},
-        {"source": {"list_ids": ["l-newsletter", "l-promotions"]}, "exclude": {"contact_ids": ["c-9"]},
-         "tag_ids": ["t-black-friday", "t-cyber-monday"]},
-        {"source": {"tag_ids": ["t-vip-2025"]}, "tag_ids": ["t-vip-2025"]},
-        {"source": {"all_active_contacts": True}, "exclude": {"contact_ids": ["c-keep-1", "c-keep-2"]},
-         "tag_ids": ["t-trial"]},
-        {"source": {"new_subscriber": True}, "tag_ids": ["t-welcome-series"]},
-        {"source": {"all_active_contacts": True}, "exclude": {"contact_ids": ["c-9"]}, "tag_ids": ["t-legacy"]},
-        {"source": {"contact_ids": ["c-100", "c-101"]}, "tag_ids": ["t-eventbridge"]},
-        {"source": {"list_ids": ["l-sns"]}, "tag_ids": ["t-sns"]},
-        {"source": {"contact_ids": BULK_CONTACTS[:500]}, "tag_ids": ["t-bulk"]},
-        {"source": {"contact_ids": BULK_CONTACTS[500:1000]}, "tag_ids": ["t-bulk"]},
-        {"source": {"contact_ids": BULK_CONTACTS[1000:]}, "tag_ids": ["t-bulk"]},
-    ], key=json.dumps)
+    assert created_bodies(simulator) == sorted(
+        [
+            {"source": {"contact_ids": ["c-1", "c-2"]}, "tag_ids": ["t-churn-risk"]},
+            {
+                "source": {"list_ids": ["l-newsletter", "l-promotions"]},
+                "exclude": {"contact_ids": ["c-9"]},
+                "tag_ids": ["t-black-friday", "t-cyber-monday"],
+            },
+            {"source": {"tag_ids": ["t-vip-2025"]}, "tag_ids": ["t-vip-2025"]},
+            {
+                "source": {"all_active_contacts": True},
+                "exclude": {"contact_ids": ["c-keep-1", "c-keep-2"]},
+                "tag_ids": ["t-trial"],
+            },
+            {"source": {"new_subscriber": True}, "tag_ids": ["t-welcome-series"]},
+            {"source": {"all_active_contacts": True}, "exclude": {"contact_ids": ["c-9"]}, "tag_ids": ["t-legacy"]},
+            {"source": {"contact_ids": ["c-100", "c-101"]}, "tag_ids": ["t-eventbridge"]},
+            {"source": {"list_ids": ["l-sns"]}, "tag_ids": ["t-sns"]},
+            {"source": {"contact_ids": BULK_CONTACTS[:500]}, "tag_ids": ["t-bulk"]},
+            {"source": {"contact_ids": BULK_CONTACTS[500:1000]}, "tag_ids": ["t-bulk"]},
+            {"source": {"contact_ids": BULK_CONTACTS[1000:]}, "tag_ids": ["t-bulk"]},
+        ],
+        key=json.dumps,
+    )
     assert simulator.count("POST", REMOVE_TAGS) == simulator.count("POST", REMOVE_TAGS, 201) == 11
     # And the invalid request came back as one rejected event carrying its body
     invalid = event["Records"][-1]
@@ -115,11 +124,18 @@ def test_the_sample_batch_is_recorded_in_the_activity_table(invoke, sample_event
 
     # Then every valid request is recorded under its id (or its fallback id), with one activity per chunk
     requests_ = table.requests()
-    assert {request_id: (item["status"], item["source_type"], item["tag_ids"], len(item["activities"]),
-                         item["received_at"]) for request_id, item in requests_.items()} == {
+    assert {
+        request_id: (item["status"], item["source_type"], item["tag_ids"], len(item["activities"]), item["received_at"])
+        for request_id, item in requests_.items()
+    } == {
         "crm-churn-2026-11-26-000123": ("pending", "contact_ids", ["t-churn-risk"], 1, "2026-11-26T10:00:00Z"),
-        "crm-list-cleanup-2026-11-26.001": ("pending", "list_ids", ["t-black-friday", "t-cyber-monday"], 1,
-                                            "2026-11-26T10:00:01Z"),
+        "crm-list-cleanup-2026-11-26.001": (
+            "pending",
+            "list_ids",
+            ["t-black-friday", "t-cyber-monday"],
+            1,
+            "2026-11-26T10:00:01Z",
+        ),
         "crm:retag:2026-11-26:42": ("pending", "tag_ids", ["t-vip-2025"], 1, "2026-11-26T10:00:02Z"),
         "ops-sweep-2026-11-26": ("pending", "all_active_contacts", ["t-trial"], 1, "2026-11-26T10:00:03Z"),
         new_subscriber_message_id: ("pending", "new_subscriber", ["t-welcome-series"], 1, "2026-11-26T10:00:04Z"),
@@ -147,7 +163,8 @@ def test_the_sample_batch_is_recorded_in_the_activity_table(invoke, sample_event
 
 
 def test_the_invalid_sample_batch_is_rejected_without_retry_and_without_any_api_call(
-        invoke, sample_event, simulator, table):
+    invoke, sample_event, simulator, table
+):
     # Given the committed batch of eleven invalid requests
     event = sample_event("intake-invalid.json")
 
@@ -197,7 +214,8 @@ TRANSIENT_FAULTS = [
 
 @pytest.mark.parametrize("fault, environment, failed_attempts", TRANSIENT_FAULTS)
 def test_a_transient_failure_leaves_the_request_recorded_for_the_next_driver_and_creates_no_duplicate(
-        fault, environment, failed_attempts, invoke, sqs_event, simulator, table, monkeypatch):
+    fault, environment, failed_attempts, invoke, sqs_event, simulator, table, monkeypatch
+):
     # Given three requests that each need an activity, and Constant Contact failing the first creation
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
@@ -233,8 +251,12 @@ def test_a_transient_failure_leaves_the_request_recorded_for_the_next_driver_and
 def test_a_request_constant_contact_refuses_fails_at_once_and_is_not_retried(invoke, sqs_event, simulator):
     # Given Constant Contact refusing the activity with a 400
     event = sqs_event(list_request("r-refused", "t-gone"))
-    simulator.fail_next("POST", REMOVE_TAGS, 400, body=[
-        {"error_key": "contacts.api.validation.error", "error_message": "tag t-gone does not exist"}])
+    simulator.fail_next(
+        "POST",
+        REMOVE_TAGS,
+        400,
+        body=[{"error_key": "contacts.api.validation.error", "error_message": "tag t-gone does not exist"}],
+    )
 
     # When the intake handles the request
     response = invoke.intake(event)
@@ -256,8 +278,7 @@ def test_a_request_constant_contact_refuses_fails_at_once_and_is_not_retried(inv
     assert len(invoke.results()) == 1
 
 
-def test_a_split_request_with_one_refused_chunk_fails_and_lists_the_activity_that_ran(
-        invoke, sqs_event, simulator):
+def test_a_split_request_with_one_refused_chunk_fails_and_lists_the_activity_that_ran(invoke, sqs_event, simulator):
     # Given a request of 600 contacts (two activities) whose first chunk Constant Contact refuses
     contacts = [f"c-{number}" for number in range(600)]
     event = sqs_event({"request_id": "r-half-refused", "source": {"contact_ids": contacts}, "tag_ids": ["t-1"]})
@@ -274,7 +295,8 @@ def test_a_split_request_with_one_refused_chunk_fails_and_lists_the_activity_tha
     [activity_id] = simulator.activities
     assert result["state"] == "failed"
     assert [(a["activity_id"], a["state"], a["items_total_count"]) for a in result["activities"]] == [
-        (activity_id, "completed", 100)]
+        (activity_id, "completed", 100)
+    ]
     assert any("refused chunk" in error for error in result["errors"]), result
     assert simulator.count("POST", REMOVE_TAGS) == 2
 
@@ -283,7 +305,8 @@ def test_a_split_request_with_one_refused_chunk_fails_and_lists_the_activity_tha
 
 
 def test_an_expired_access_token_is_refreshed_once_and_the_new_tokens_are_stored(
-        invoke, sqs_event, simulator, stack, tokens):
+    invoke, sqs_event, simulator, stack, tokens
+):
     # Given an access token Constant Contact no longer accepts
     simulator.expire_access_tokens()
 
@@ -303,8 +326,12 @@ def test_an_expired_access_token_is_refreshed_once_and_the_new_tokens_are_stored
     assert isinstance(secret["expires_at"], int)
     # And the stored refresh token is the one Constant Contact now honours
     simulator.token_rate_limit_per_second = None  # this check's own refresh comes right after the service's
-    answer = requests.post(simulator.token_url, auth=(secret["client_id"], secret["client_secret"]), timeout=5,
-                           data={"grant_type": "refresh_token", "refresh_token": secret["refresh_token"]})
+    answer = requests.post(
+        simulator.token_url,
+        auth=(secret["client_id"], secret["client_secret"]),
+        timeout=5,
+        data={"grant_type": "refresh_token", "refresh_token": secret["refresh_token"]},
+    )
     assert answer.status_code == 200, answer.text
 
 
@@ -333,7 +360,8 @@ def test_tokens_refused_even_after_a_refresh_keep_the_requests_for_the_next_driv
 
 
 def test_a_spent_daily_quota_keeps_every_request_recorded_and_stops_both_functions_calling(
-        invoke, sqs_event, simulator, table):
+    invoke, sqs_event, simulator, table
+):
     # Given an activity already running, then the day's quota spent
     invoke.intake(sqs_event(list_request("r-0", "t-0")))
     simulator.exhaust_quota()
@@ -364,8 +392,9 @@ def test_a_spent_daily_quota_keeps_every_request_recorded_and_stops_both_functio
 
     # When the quota is renewed (the block has passed) and the poller runs again
     simulator.renew_quota()
-    boto3.client("dynamodb").put_item(TableName=table.name, Item={
-        "pk": {"S": "CONTROL#quota"}, "sk": {"S": "CONTROL"}, "blocked_until": {"N": "0"}})
+    boto3.client("dynamodb").put_item(
+        TableName=table.name, Item={"pk": {"S": "CONTROL#quota"}, "sk": {"S": "CONTROL"}, "blocked_until": {"N": "0"}}
+    )
     invoke.poller()
 
     # Then every waiting request gets its activity, once

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 import untag.store
 
 
-
 def failed_ids(response: dict) -> list[str]:
     return [item["itemIdentifier"] for item in response["batchItemFailures"]]
 
@@ -24,34 +23,56 @@ def failed_ids(response: dict) -> list[str]:
 def message_ids(event: dict) -> list[str]:
     return [record["messageId"] for record in event["Records"]]
 
+
 # Every code point, lone surrogates included (hypothesis's default text strategy leaves them out).
 ANY_CHARACTER = st.characters(exclude_categories=())
-JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(
-    ANY_CHARACTER, max_size=8)
-JSON_VALUES = st.recursive(JSON_LEAVES, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-    st.text(ANY_CHARACTER, max_size=6), inner, max_size=4), max_leaves=12)
+JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(ANY_CHARACTER, max_size=8)
+)
+JSON_VALUES = st.recursive(
+    JSON_LEAVES,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(ANY_CHARACTER, max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
 
 
 def request_like() -> st.SearchStrategy[str]:
     """Bodies close to a request: right field names, any values (NaN, surrogates, wrong types)."""
-    fields = st.fixed_dictionaries({}, optional={
-        "request_id": st.text(ANY_CHARACTER, max_size=10) | JSON_VALUES,
-        "source": st.dictionaries(st.sampled_from(["contact_ids", "list_ids", "tag_ids", "all_active_contacts",
-                                                   "new_subscriber", "exclude", "emails"]), JSON_VALUES, max_size=2),
-        "tag_ids": st.lists(st.text(ANY_CHARACTER, max_size=5), max_size=3) | JSON_VALUES,
-        "metadata": JSON_VALUES,
-        "schema_version": JSON_VALUES,
-    })
+    fields = st.fixed_dictionaries(
+        {},
+        optional={
+            "request_id": st.text(ANY_CHARACTER, max_size=10) | JSON_VALUES,
+            "source": st.dictionaries(
+                st.sampled_from(
+                    ["contact_ids", "list_ids", "tag_ids", "all_active_contacts", "new_subscriber", "exclude", "emails"]
+                ),
+                JSON_VALUES,
+                max_size=2,
+            ),
+            "tag_ids": st.lists(st.text(ANY_CHARACTER, max_size=5), max_size=3) | JSON_VALUES,
+            "metadata": JSON_VALUES,
+            "schema_version": JSON_VALUES,
+        },
+    )
     return fields.map(lambda document: json.dumps(document, allow_nan=True))
 
 
 def enveloped(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    return inner.map(lambda body: json.dumps({"Type": "Notification", "MessageId": "sns-1", "Message": body})) | \
-        inner.map(lambda body: json.dumps({"id": "eb-1", "detail-type": "x", "detail": json.loads(body)}))
+    return inner.map(
+        lambda body: json.dumps({"Type": "Notification", "MessageId": "sns-1", "Message": body})
+    ) | inner.map(lambda body: json.dumps({"id": "eb-1", "detail-type": "x", "detail": json.loads(body)}))
 
 
-RAW_BODIES = st.text(ANY_CHARACTER, max_size=40) | request_like() | enveloped(request_like()) | JSON_VALUES.map(
-    lambda value: json.dumps(value, allow_nan=True))
+RAW_BODIES = (
+    st.text(ANY_CHARACTER, max_size=40)
+    | request_like()
+    | enveloped(request_like())
+    | JSON_VALUES.map(lambda value: json.dumps(value, allow_nan=True))
+)
 
 
 def valid(request_id: str) -> str:
@@ -108,18 +129,28 @@ def _echo(body: str) -> str:
 
 BAD_BODIES = {
     "lone surrogate, escaped": '{"request_id": "r-s", "source": {"contact_ids": ["c-1"]}, "tag_ids": ["t-1"], '
-                               '"metadata": {"x": "\\ud83d"}}',
+    '"metadata": {"x": "\\ud83d"}}',
     "lone surrogate, raw": '{"source": {"contact_ids": ["c-1"]}, "tag_ids": ["t-1"], "metadata": {"x": "\ud83d"}}',
     "NaN": '{"source": {"contact_ids": ["c-1"]}, "tag_ids": ["t-1"], "metadata": {"x": NaN}}',
     "Infinity": '{"source": {"contact_ids": ["c-1"]}, "tag_ids": ["t-1"], "metadata": {"x": -Infinity}}',
-    "1 MiB of JSON": json.dumps({"source": {"contact_ids": ["c-1"]}, "tag_ids": ["t-1"],
-                                 "metadata": {"x": "y" * 1_048_000}}),
-    "deep nesting": '{"source": {"contact_ids": ["c-1"]}, "tag_ids": ["t-1"], "metadata": ' + '{"a":' * 900 + "1"
-                    + "}" * 901,
+    "1 MiB of JSON": json.dumps(
+        {"source": {"contact_ids": ["c-1"]}, "tag_ids": ["t-1"], "metadata": {"x": "y" * 1_048_000}}
+    ),
+    "deep nesting": '{"source": {"contact_ids": ["c-1"]}, "tag_ids": ["t-1"], "metadata": '
+    + '{"a":' * 900
+    + "1"
+    + "}" * 901,
     "past the parser": "[" * 50_000 + "]" * 50_000,
     "wrong types": '{"source": [], "tag_ids": {"a": 1}, "request_id": 7, "metadata": "text"}',
-    "envelope in an envelope": json.dumps({"Type": "Notification", "MessageId": "sns-2", "Message": json.dumps(
-        {"id": "eb-2", "detail-type": "x", "detail": {"source": {"contact_ids": ["c-1"]}, "tag_ids": ["t-1"]}})}),
+    "envelope in an envelope": json.dumps(
+        {
+            "Type": "Notification",
+            "MessageId": "sns-2",
+            "Message": json.dumps(
+                {"id": "eb-2", "detail-type": "x", "detail": {"source": {"contact_ids": ["c-1"]}, "tag_ids": ["t-1"]}}
+            ),
+        }
+    ),
     "schema_version true": '{"source": {"contact_ids": ["c-1"]}, "tag_ids": ["t-1"], "schema_version": true}',
 }
 

@@ -19,8 +19,12 @@ class CountdownContext(LambdaContext):
 
 def test_a_run_that_runs_out_of_time_finishes_the_rest_on_the_next_run(pipeline, simulator):
     # Given 30 small requests that share one activity, which Constant Contact has finished
-    pipeline.submit([json.dumps({"request_id": f"r-{n}", "source": {"contact_ids": [f"c{n}"]}, "tag_ids": ["t1"]})
-                     for n in range(30)])
+    pipeline.submit(
+        [
+            json.dumps({"request_id": f"r-{n}", "source": {"contact_ids": [f"c{n}"]}, "tag_ids": ["t1"]})
+            for n in range(30)
+        ]
+    )
     while pipeline.intake_once():
         pass
     assert simulator.count("POST", status=201) == 3  # batches of 10 in this fixture: one shared activity each

@@ -46,8 +46,9 @@ def by_request(results: list[dict]) -> dict[str, dict]:
 @pytest.fixture
 def three_pending(invoke, sqs_event):
     """Three accepted requests, each carried by its own activity, none polled yet."""
-    response = invoke.intake(sqs_event(list_request("r-1", "t-1"), list_request("r-2", "t-2"),
-                                       list_request("r-3", "t-3")))
+    response = invoke.intake(
+        sqs_event(list_request("r-1", "t-1"), list_request("r-2", "t-2"), list_request("r-3", "t-3"))
+    )
     assert response == {"batchItemFailures": []}
 
 
@@ -59,8 +60,7 @@ def one_pending(invoke, sqs_event, simulator) -> str:
     return activity_id
 
 
-def test_several_pending_activities_are_followed_with_one_collection_read_per_run(
-        three_pending, invoke, simulator):
+def test_several_pending_activities_are_followed_with_one_collection_read_per_run(three_pending, invoke, simulator):
     # Given three pending activities among twenty other activities of the account (exports, imports...)
     simulator.add_foreign_activities(20)
 
@@ -85,7 +85,10 @@ def test_several_pending_activities_are_followed_with_one_collection_read_per_ru
         [activity] = event["activities"]
         assert activity["activity_id"] == activity_of(simulator, f"t-{request_id[-1]}")
         assert (activity["state"], activity["items_total_count"], activity["items_completed_count"]) == (
-            "completed", 10, 10)
+            "completed",
+            10,
+            10,
+        )
 
     # When it runs once more, with nothing left to follow
     calls = len(simulator.calls)
@@ -132,7 +135,8 @@ def test_an_activity_constant_contact_no_longer_knows_ends_timed_out(one_pending
 
 
 def test_an_activity_missing_from_the_collection_is_checked_by_id_and_ends_timed_out(
-        three_pending, invoke, simulator, monkeypatch):
+    three_pending, invoke, simulator, monkeypatch
+):
     # Given three pending activities, one of which Constant Contact has forgotten, past the tolerated window
     monkeypatch.setenv("ACTIVITY_MISSING_HOURS", "0")
     forgotten = activity_of(simulator, "t-2")
@@ -153,11 +157,15 @@ def test_an_activity_missing_from_the_collection_is_checked_by_id_and_ends_timed
     # Then the two others complete with one more collection read, and the forgotten one is not asked again
     assert len(collection_reads(simulator)) == 2 and reads_by_id(simulator) == 1
     assert {event["request_id"]: event["state"] for event in invoke.results()} == {
-        "r-1": "completed", "r-2": "timed_out", "r-3": "completed"}
+        "r-1": "completed",
+        "r-2": "timed_out",
+        "r-3": "completed",
+    }
 
 
-def created_under_a_short_deadline(request_id, invoke, sqs_event, simulator, table, monkeypatch, *,
-                                   polls_before: int = 0) -> str:
+def created_under_a_short_deadline(
+    request_id, invoke, sqs_event, simulator, table, monkeypatch, *, polls_before: int = 0
+) -> str:
     """An activity created under a service deadline of 0.36 s, polled ``polls_before`` times, its deadline past."""
     monkeypatch.setenv("ACTIVITY_DEADLINE_HOURS", "0.0001")
     invoke.intake(sqs_event(list_request(request_id, "t-1")))
@@ -169,7 +177,8 @@ def created_under_a_short_deadline(request_id, invoke, sqs_event, simulator, tab
 
 
 def test_an_activity_past_the_service_deadline_ends_timed_out_once_a_fresh_read_says_it_is_unfinished(
-        invoke, sqs_event, simulator, table, monkeypatch):
+    invoke, sqs_event, simulator, table, monkeypatch
+):
     # Given an activity whose deadline has passed
     created_under_a_short_deadline("r-late", invoke, sqs_event, simulator, table, monkeypatch)
     simulator.reset_counters()
@@ -187,7 +196,8 @@ def test_an_activity_past_the_service_deadline_ends_timed_out_once_a_fresh_read_
 
 
 def test_an_activity_that_completed_by_the_deadline_is_completed_not_timed_out(
-        invoke, sqs_event, simulator, table, monkeypatch):
+    invoke, sqs_event, simulator, table, monkeypatch
+):
     # Given an activity read once (processing), whose deadline then passes while Constant Contact finishes it
     created_under_a_short_deadline("r-done", invoke, sqs_event, simulator, table, monkeypatch, polls_before=1)
 
@@ -199,8 +209,7 @@ def test_an_activity_that_completed_by_the_deadline_is_completed_not_timed_out(
     assert event["request_id"] == "r-done" and event["state"] == "completed"
 
 
-def test_no_activity_is_ended_by_the_deadline_while_it_cannot_be_read(
-        invoke, sqs_event, simulator, table, monkeypatch):
+def test_no_activity_is_ended_by_the_deadline_while_it_cannot_be_read(invoke, sqs_event, simulator, table, monkeypatch):
     # Given an activity past the deadline and Constant Contact failing every read
     activity_id = created_under_a_short_deadline("r-blind", invoke, sqs_event, simulator, table, monkeypatch)
     simulator.fail_next("GET", "/v3/activities", 503, count=10)
@@ -226,11 +235,15 @@ def test_a_failed_read_is_retried_by_the_next_run(three_pending, invoke, simulat
     # Then the failed read only delayed the outcome: three completed events
     assert [call.status for call in collection_reads(simulator)] == [503, 200, 200]
     assert {event["request_id"]: event["state"] for event in invoke.results()} == {
-        "r-1": "completed", "r-2": "completed", "r-3": "completed"}
+        "r-1": "completed",
+        "r-2": "completed",
+        "r-3": "completed",
+    }
 
 
 def test_an_event_sns_did_not_take_stays_due_and_the_next_run_publishes_it_with_the_same_event_id(
-        one_pending, invoke, simulator, table, monkeypatch):
+    one_pending, invoke, simulator, table, monkeypatch
+):
     # Given a request whose activity completes on the next read, and SNS unreachable for that run
     invoke.poller()
     publisher = current_services().publisher  # the poller's own SNS port
@@ -305,10 +318,12 @@ def test_a_quota_spent_while_polling_blocks_the_following_runs(one_pending, invo
 
 
 def test_a_404_right_after_creation_ends_nothing_and_the_activity_is_followed_when_it_appears(
-        one_pending, invoke, simulator, table):
+    one_pending, invoke, simulator, table
+):
     # Given an activity Constant Contact does not show yet (its lists lag behind its creates)
-    simulator.fail_next("GET", f"{COLLECTION}/{one_pending}", 404, body=[
-        {"error_key": "not_found", "error_message": "not found"}])
+    simulator.fail_next(
+        "GET", f"{COLLECTION}/{one_pending}", 404, body=[{"error_key": "not_found", "error_message": "not found"}]
+    )
 
     # When the poller runs
     invoke.poller()
@@ -328,7 +343,8 @@ def test_a_404_right_after_creation_ends_nothing_and_the_activity_is_followed_wh
 
 
 def test_an_api_root_that_answers_404_everywhere_ends_nothing_and_says_so(
-        one_pending, invoke, simulator, table, monkeypatch, capsys):
+    one_pending, invoke, simulator, table, monkeypatch, capsys
+):
     # Given a misconfigured API base URL (every path answers 404)
     monkeypatch.setenv("CC_API_BASE_URL", simulator.base_url + "/wrong")
     monkeypatch.setenv("ACTIVITY_MISSING_HOURS", "0")

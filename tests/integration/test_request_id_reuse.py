@@ -11,7 +11,8 @@ def created_bodies(simulator):
 
 
 def test_a_different_body_under_an_id_still_being_created_is_rejected_and_the_first_goes_on(
-        invoke, sqs_event, simulator, table):
+    invoke, sqs_event, simulator, table
+):
     # Given a request whose creation failed transiently (it is recorded, waiting for the next driver)
     simulator.fail_next("POST", "/v3/activities/contacts_taggings_remove", 503)
     assert invoke.intake(sqs_event(FIRST)) == {"batchItemFailures": []}
@@ -26,8 +27,7 @@ def test_a_different_body_under_an_id_still_being_created_is_rejected_and_the_fi
     assert created_bodies(simulator) == [{"source": {"list_ids": ["L1"]}, "tag_ids": ["t1"]}]
 
 
-def test_two_bodies_under_one_id_in_one_batch_create_only_the_first_and_reject_the_other(
-        invoke, sqs_event, simulator):
+def test_two_bodies_under_one_id_in_one_batch_create_only_the_first_and_reject_the_other(invoke, sqs_event, simulator):
     assert invoke.intake(sqs_event(FIRST, OTHER)) == {"batchItemFailures": []}
     assert created_bodies(simulator) == [{"source": {"list_ids": ["L1"]}, "tag_ids": ["t1"]}]
     [rejected] = invoke.results()

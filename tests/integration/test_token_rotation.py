@@ -66,8 +66,10 @@ def test_instances_that_hit_401_together_refresh_once_and_share_the_new_tokens(s
     oauth.expire_access_tokens()
     # When they all get a 401 at the same moment
     results = []
-    threads = [threading.Thread(target=lambda i=i: results.append(i.after_unauthorized(tokens["access_token"])))
-               for i in instances]
+    threads = [
+        threading.Thread(target=lambda i=i: results.append(i.after_unauthorized(tokens["access_token"])))
+        for i in instances
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -142,8 +144,9 @@ def test_refreshed_tokens_reach_the_secret_even_if_the_first_writes_fail(stack, 
     tokens = oauth.issue_tokens()
     put_secret(stack, tokens)
     secret = FlakySecret(lambda: boto3.client("secretsmanager"), stack.secret_id, failures=2)
-    instance = TokenProvider(secret, oauth.token_url,
-                             Controls(lambda: boto3.client("dynamodb"), stack.table_name), sleep=lambda _: None)
+    instance = TokenProvider(
+        secret, oauth.token_url, Controls(lambda: boto3.client("dynamodb"), stack.table_name), sleep=lambda _: None
+    )
     token = instance.after_unauthorized(tokens["access_token"])
     # Then the rotated refresh token was stored (another instance can refresh with it) and is valid
     stored = read_secret(stack)
@@ -201,8 +204,9 @@ def test_a_second_instance_never_spends_the_refresh_token_while_a_slow_refresh_i
 
 
 def _lock_held(dynamodb, stack) -> bool:
-    item = dynamodb.get_item(TableName=stack.table_name, Key={"pk": {"S": "CONTROL#lock#token-refresh"},
-                                                              "sk": {"S": "CONTROL"}}).get("Item", {})
+    item = dynamodb.get_item(
+        TableName=stack.table_name, Key={"pk": {"S": "CONTROL#lock#token-refresh"}, "sk": {"S": "CONTROL"}}
+    ).get("Item", {})
     return "holder" in item
 
 

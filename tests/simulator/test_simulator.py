@@ -54,8 +54,12 @@ def create(session, sim, body=None, **kwargs) -> requests.Response:
 
 def refresh(sim, refresh_token, client_id="sim-client", client_secret="sim-secret") -> requests.Response:
     basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
-    return requests.post(sim.token_url, data={"grant_type": "refresh_token", "refresh_token": refresh_token},
-                         headers={"Authorization": f"Basic {basic}"}, timeout=5)
+    return requests.post(
+        sim.token_url,
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+        headers={"Authorization": f"Basic {basic}"},
+        timeout=5,
+    )
 
 
 # ----- creating activities ---------------------------------------------------------------
@@ -74,43 +78,49 @@ def test_create_returns_initialized_activity_tagging(sim):
     assert sim.malformed == []
 
 
-@pytest.mark.parametrize("body", [
-    {"source": {"contact_ids": [f"c{i}" for i in range(500)]}, "tag_ids": [f"t{i}" for i in range(50)]},
-    {"source": {"list_ids": [f"L{i}" for i in range(50)]}, "tag_ids": ["t1"]},
-    {"source": {"tag_ids": ["a-B-9"]}, "tag_ids": ["t1"]},
-    {"source": {"all_active_contacts": True}, "exclude": {"contact_ids": ["c1"]}, "tag_ids": ["t1"]},
-    {"source": {"new_subscriber": True}, "tag_ids": ["x" * 64]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"source": {"contact_ids": [f"c{i}" for i in range(500)]}, "tag_ids": [f"t{i}" for i in range(50)]},
+        {"source": {"list_ids": [f"L{i}" for i in range(50)]}, "tag_ids": ["t1"]},
+        {"source": {"tag_ids": ["a-B-9"]}, "tag_ids": ["t1"]},
+        {"source": {"all_active_contacts": True}, "exclude": {"contact_ids": ["c1"]}, "tag_ids": ["t1"]},
+        {"source": {"new_subscriber": True}, "tag_ids": ["x" * 64]},
+    ],
+)
 def test_valid_bodies_are_accepted(sim, body):
     assert create(api(sim), sim, body).status_code == 201
     assert sim.malformed == []
 
 
-@pytest.mark.parametrize("body", [
-    {"source": {"list_ids": ["L1"], "exclude": ["C9"]}, "tag_ids": ["T1"]},  # guide's nested exclude
-    {"source": {"all_active_contacts": "true"}, "tag_ids": ["T1"]},  # guide's string boolean
-    {"source": {"all_active_contacts": False}, "tag_ids": ["T1"]},
-    {"source": {"contact_ids": ["c1"], "list_ids": ["L1"]}, "tag_ids": ["T1"]},
-    {"source": {}, "tag_ids": ["T1"]},
-    {"tag_ids": ["T1"]},
-    {"source": {"contact_ids": ["c1"]}},
-    {"source": {"contact_ids": ["c1"]}, "tag_ids": []},
-    {"source": {"contact_ids": []}, "tag_ids": ["T1"]},
-    {"source": {"contact_ids": [f"c{i}" for i in range(501)]}, "tag_ids": ["T1"]},
-    {"source": {"list_ids": [f"L{i}" for i in range(51)]}, "tag_ids": ["T1"]},
-    {"source": {"contact_ids": ["c1"]}, "tag_ids": [f"t{i}" for i in range(51)]},
-    {"source": {"contact_ids": ["c1", "c1"]}, "tag_ids": ["T1"]},
-    {"source": {"contact_ids": ["c1"]}, "tag_ids": ["T1", "T1"]},
-    {"source": {"contact_ids": ["../c1"]}, "tag_ids": ["T1"]},
-    {"source": {"contact_ids": ["c1\n"]}, "tag_ids": ["T1"]},
-    {"source": {"contact_ids": [7]}, "tag_ids": ["T1"]},
-    {"source": {"contact_ids": ["c1"]}, "tag_ids": ["x" * 65]},
-    {"source": {"contact_ids": ["c1"]}, "exclude": {"contact_ids": ["c2"]}, "tag_ids": ["T1"]},
-    {"source": {"list_ids": ["L1"]}, "exclude": {"contact_ids": ["c2"], "list_ids": ["L2"]}, "tag_ids": ["T1"]},
-    {"source": {"list_ids": ["L1"]}, "exclude": ["c2"], "tag_ids": ["T1"]},
-    {"source": {"contact_ids": ["c1"]}, "tag_ids": ["T1"], "request_id": "r1"},
-    ["not", "an", "object"],
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"source": {"list_ids": ["L1"], "exclude": ["C9"]}, "tag_ids": ["T1"]},  # guide's nested exclude
+        {"source": {"all_active_contacts": "true"}, "tag_ids": ["T1"]},  # guide's string boolean
+        {"source": {"all_active_contacts": False}, "tag_ids": ["T1"]},
+        {"source": {"contact_ids": ["c1"], "list_ids": ["L1"]}, "tag_ids": ["T1"]},
+        {"source": {}, "tag_ids": ["T1"]},
+        {"tag_ids": ["T1"]},
+        {"source": {"contact_ids": ["c1"]}},
+        {"source": {"contact_ids": ["c1"]}, "tag_ids": []},
+        {"source": {"contact_ids": []}, "tag_ids": ["T1"]},
+        {"source": {"contact_ids": [f"c{i}" for i in range(501)]}, "tag_ids": ["T1"]},
+        {"source": {"list_ids": [f"L{i}" for i in range(51)]}, "tag_ids": ["T1"]},
+        {"source": {"contact_ids": ["c1"]}, "tag_ids": [f"t{i}" for i in range(51)]},
+        {"source": {"contact_ids": ["c1", "c1"]}, "tag_ids": ["T1"]},
+        {"source": {"contact_ids": ["c1"]}, "tag_ids": ["T1", "T1"]},
+        {"source": {"contact_ids": ["../c1"]}, "tag_ids": ["T1"]},
+        {"source": {"contact_ids": ["c1\n"]}, "tag_ids": ["T1"]},
+        {"source": {"contact_ids": [7]}, "tag_ids": ["T1"]},
+        {"source": {"contact_ids": ["c1"]}, "tag_ids": ["x" * 65]},
+        {"source": {"contact_ids": ["c1"]}, "exclude": {"contact_ids": ["c2"]}, "tag_ids": ["T1"]},
+        {"source": {"list_ids": ["L1"]}, "exclude": {"contact_ids": ["c2"], "list_ids": ["L2"]}, "tag_ids": ["T1"]},
+        {"source": {"list_ids": ["L1"]}, "exclude": ["c2"], "tag_ids": ["T1"]},
+        {"source": {"contact_ids": ["c1"]}, "tag_ids": ["T1"], "request_id": "r1"},
+        ["not", "an", "object"],
+    ],
+)
 def test_invalid_bodies_are_rejected_and_recorded(sim, body):
     resp = create(api(sim), sim, body)
     assert resp.status_code == 400
@@ -124,24 +134,31 @@ def test_content_type_and_json_are_required(sim):
     session = api(sim)
     body = json.dumps({"source": {"contact_ids": ["c1"]}, "tag_ids": ["T1"]})
     assert session.post(sim.base_url + REMOVE, data=body, timeout=5).status_code == 400  # no Content-Type
-    for bad in ("{", '{"source": {"contact_ids": ["c1"]}, "source": {"list_ids": ["L1"]}, "tag_ids": ["T1"]}',
-                '{"source": {"contact_ids": ["c1"]}, "tag_ids": ["T1"], "x": NaN}'):
+    for bad in (
+        "{",
+        '{"source": {"contact_ids": ["c1"]}, "source": {"list_ids": ["L1"]}, "tag_ids": ["T1"]}',
+        '{"source": {"contact_ids": ["c1"]}, "tag_ids": ["T1"], "x": NaN}',
+    ):
         resp = session.post(sim.base_url + REMOVE, data=bad, headers={"Content-Type": "application/json"}, timeout=5)
         assert resp.status_code == 400
-    ok = session.post(sim.base_url + REMOVE, data=body, timeout=5,
-                      headers={"Content-Type": "application/json; charset=utf-8"})
+    ok = session.post(
+        sim.base_url + REMOVE, data=body, timeout=5, headers={"Content-Type": "application/json; charset=utf-8"}
+    )
     assert ok.status_code == 201
     assert len(sim.malformed) == 4
 
 
-@pytest.mark.parametrize("method,path", [
-    ("POST", "/v3/activities/contacts_tagging_remove"),  # the guide's typo
-    ("GET", "/v3/activities/contacts_taggings_remove"),
-    ("DELETE", "/v3/activities/abc"),
-    ("POST", "/v3/activities"),
-    ("GET", "/v2/activities"),
-    ("GET", "/oauth2/default/v1/token"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("POST", "/v3/activities/contacts_tagging_remove"),  # the guide's typo
+        ("GET", "/v3/activities/contacts_taggings_remove"),
+        ("DELETE", "/v3/activities/abc"),
+        ("POST", "/v3/activities"),
+        ("GET", "/v2/activities"),
+        ("GET", "/oauth2/default/v1/token"),
+    ],
+)
 def test_unknown_routes_are_404_and_malformed(sim, method, path):
     base = sim.base_url.removesuffix("/v3")
     resp = api(sim).request(method, base + path, json={}, timeout=5)
@@ -177,10 +194,15 @@ def test_lifecycle_by_time(make_sim):
     assert session.get(url, timeout=5).json()["state"] == "completed"
 
 
-@pytest.mark.parametrize("source,total", [
-    ({"contact_ids": ["a", "b"]}, 2), ({"list_ids": ["L1", "L2"]}, 20),
-    ({"tag_ids": ["x"]}, 10), ({"all_active_contacts": True}, 1000),
-])
+@pytest.mark.parametrize(
+    "source,total",
+    [
+        ({"contact_ids": ["a", "b"]}, 2),
+        ({"list_ids": ["L1", "L2"]}, 20),
+        ({"tag_ids": ["x"]}, 10),
+        ({"all_active_contacts": True}, 1000),
+    ],
+)
 def test_item_counts_are_deterministic(make_sim, source, total):
     sim = make_sim(reads_to_finish=1)
     session = api(sim)
@@ -254,10 +276,20 @@ def test_collection_state_filter_and_default_limit(make_sim):
     assert sim.malformed == []
 
 
-@pytest.mark.parametrize("query", [
-    "limit=0", "limit=501", "limit=abc", "limit=-1", "state=initialized", "state=done",
-    "type=tagging", "next=garbage", "limit=5&limit=6",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0",
+        "limit=501",
+        "limit=abc",
+        "limit=-1",
+        "state=initialized",
+        "state=done",
+        "type=tagging",
+        "next=garbage",
+        "limit=5&limit=6",
+    ],
+)
 def test_collection_rejects_bad_queries(sim, query):
     resp = api(sim).get(f"{sim.base_url}/activities?{query}", timeout=5)
     assert resp.status_code == 400 and isinstance(resp.json(), list)
@@ -272,12 +304,13 @@ def test_rate_limit_throttles_across_endpoints(make_sim):
     statuses += [session.get(f"{sim.base_url}/activities", timeout=5).status_code for _ in range(3)]
     assert statuses == [201, 201, 200, 200, 429]
     throttled = session.get(f"{sim.base_url}/activities", timeout=5)
-    assert throttled.status_code == 429 and throttled.json() == {"error_key": "throttled",
-                                                                  "error_message": "Too Many Requests"}
+    assert throttled.status_code == 429 and throttled.json() == {
+        "error_key": "throttled",
+        "error_message": "Too Many Requests",
+    }
     assert sim.count(status=429) == 2
     time.sleep(1.05)
     assert session.get(f"{sim.base_url}/activities", timeout=5).status_code == 200
-
 
 
 def test_an_injected_clock_drives_arrival_times_and_the_rate_window(make_sim):
@@ -292,6 +325,7 @@ def test_an_injected_clock_drives_arrival_times_and_the_rate_window(make_sim):
     now[0] = 1_900_000_001.0  # the first call left the window, whatever the wall clock says
     assert create(session, sim).status_code == 201
     assert [call.at for call in sim.calls][:2] == [1_900_000_000.0, 1_900_000_000.2]
+
 
 def test_daily_quota(make_sim):
     sim = make_sim(daily_quota=3)
@@ -349,8 +383,9 @@ def test_token_endpoint_errors_and_rate_limit(sim):
     sim.token_rate_limit_per_second = None
     unknown = refresh(sim, "not-a-token")
     assert unknown.status_code == 400 and unknown.json()["error"] == "invalid_grant"
-    bad_grant = requests.post(sim.token_url, data={"grant_type": "password"}, auth=("sim-client", "sim-secret"),
-                              timeout=5)
+    bad_grant = requests.post(
+        sim.token_url, data={"grant_type": "password"}, auth=("sim-client", "sim-secret"), timeout=5
+    )
     assert bad_grant.status_code == 400 and len(sim.malformed) == 1
     assert sim.invalid_grants == 1 and sim.token_refreshes == 0
 
@@ -460,12 +495,16 @@ def test_context_manager_stops_serving():
 
 
 def test_cli_prints_urls_and_tokens():
-    proc = subprocess.Popen([sys.executable, "-m", "devkit.simulator", "--port", "0"], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devkit.simulator", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     try:
         info = json.loads(proc.stdout.readline())
-        resp = requests.get(f"{info['base_url']}/activities", timeout=5,
-                            headers={"Authorization": f"Bearer {info['token_secret']['access_token']}"})
+        resp = requests.get(
+            f"{info['base_url']}/activities",
+            timeout=5,
+            headers={"Authorization": f"Bearer {info['token_secret']['access_token']}"},
+        )
         assert resp.status_code == 200 and info["token_url"].endswith("/oauth2/default/v1/token")
     finally:
         proc.terminate()

@@ -42,14 +42,25 @@ class Store:
         self.ambiguous: list[AmbiguousCreate] = []
 
     # requests
-    def accept_request(self, request: UntagRequest, *, received_at: str, planned: int,
-                       lease_seconds: float | None) -> tuple[bool, RequestRecord]:
+    def accept_request(
+        self, request: UntagRequest, *, received_at: str, planned: int, lease_seconds: float | None
+    ) -> tuple[bool, RequestRecord]:
         if request.request_id in self.requests:
             return False, self.requests[request.request_id]
         lease_until = self.clock() + lease_seconds if lease_seconds else 0.0
-        record = RequestRecord(request.request_id, RequestStatus.CREATING, request.fingerprint, request.tag_ids,
-                               request.source_type, received_at, planned, request.source_ids,
-                               request.exclude_contact_ids, request.metadata, lease_until=lease_until)
+        record = RequestRecord(
+            request.request_id,
+            RequestStatus.CREATING,
+            request.fingerprint,
+            request.tag_ids,
+            request.source_type,
+            received_at,
+            planned,
+            request.source_ids,
+            request.exclude_contact_ids,
+            request.metadata,
+            lease_until=lease_until,
+        )
         self.requests[request.request_id] = record
         self.creation_due[request.request_id] = max(self.clock(), lease_until)
         return True, record
@@ -75,10 +86,17 @@ class Store:
     def get_requests(self, request_ids: Iterable[str]) -> dict[str, RequestRecord]:
         return {request_id: self.requests[request_id] for request_id in request_ids if request_id in self.requests}
 
-    def record_activity(self, activity: ActivityStatus, carried: list[tuple[str, int, bool]], *,
-                        first_poll_at: float, deadline_at: float) -> None:
+    def record_activity(
+        self,
+        activity: ActivityStatus,
+        carried: list[tuple[str, int, bool]],
+        *,
+        first_poll_at: float,
+        deadline_at: float,
+    ) -> None:
         self.activities[activity.activity_id] = ActivityRecord(
-            activity, tuple(sorted({request_id for request_id, _, _ in carried})), deadline_at, first_poll_at)
+            activity, tuple(sorted({request_id for request_id, _, _ in carried})), deadline_at, first_poll_at
+        )
         for request_id, index, last in carried:
             self._chunk(request_id, index, last, activities={index: activity.activity_id})
 
@@ -110,8 +128,9 @@ class Store:
         if record.status is not RequestStatus.PENDING:
             return None
         text = json.dumps(event)
-        self.requests[request_id] = replace(record, status=RequestStatus.FINISHED, event=text,
-                                            finished_at=event["finished_at"], creation_errors={})
+        self.requests[request_id] = replace(
+            record, status=RequestStatus.FINISHED, event=text, finished_at=event["finished_at"], creation_errors={}
+        )
         return self._due_publication((request_id, "REQUEST"), text, event)
 
     def put_rejection(self, request_id: str, key: str, event: dict[str, Any]) -> Publication | None:
@@ -139,8 +158,11 @@ class Store:
         if record.status.state != previous_state:
             return False
         self.activities[activity.activity_id] = replace(
-            record, status=activity, missing_since=None,
-            due_at=next_poll_at if next_poll_at is not None else record.due_at)
+            record,
+            status=activity,
+            missing_since=None,
+            due_at=next_poll_at if next_poll_at is not None else record.due_at,
+        )
         return True
 
     def note_missing(self, activity_id: str, now: float, *, next_poll_at: float) -> float:
@@ -211,14 +233,17 @@ class ConstantContact:
         self.calls.append("get")
         return None if activity_id in self.unknown else self._status(activity_id)
 
-    def list_activities(self, *, limit: int = 500,
-                        next_link: str | None = None) -> tuple[list[ActivityStatus], str | None]:
+    def list_activities(
+        self, *, limit: int = 500, next_link: str | None = None
+    ) -> tuple[list[ActivityStatus], str | None]:
         self.calls.append("list")
         return [self._status(aid) for aid in self.states if aid not in self.unknown], None
 
     def _status(self, activity_id: str) -> ActivityStatus:
         state = self.states.get(activity_id, "processing")
-        return ActivityStatus(activity_id, state, 100 if state == "completed" else 0, 1, 1 if state == "completed" else 0)
+        return ActivityStatus(
+            activity_id, state, 100 if state == "completed" else 0, 1, 1 if state == "completed" else 0
+        )
 
 
 class QuotaSpent(QuotaExceeded):
@@ -243,8 +268,11 @@ class Services:
     """The ports wired to fakes."""
 
     clock: Clock = field(default_factory=Clock)
-    config: Config = field(default_factory=lambda: Config(token_secret_id="s", table_name="t", topic_arn="a",
-                                                          requests_per_second=4.0, create_retry_seconds=30.0))
+    config: Config = field(
+        default_factory=lambda: Config(
+            token_secret_id="s", table_name="t", topic_arn="a", requests_per_second=4.0, create_retry_seconds=30.0
+        )
+    )
     controls: Controls = field(default_factory=Controls)
     constant_contact: ConstantContact = field(default_factory=ConstantContact)
     publisher: Publisher = field(default_factory=Publisher)

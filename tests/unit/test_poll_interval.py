@@ -10,8 +10,11 @@ NOW = 1_800_000_000.0
 
 
 def activity_created(seconds_ago: float) -> ActivityRecord:
-    return ActivityRecord(ActivityStatus("a-1", "processing"), ("r-1",),
-                          deadline_at=NOW - seconds_ago + CONFIG.activity_deadline_hours * 3600)
+    return ActivityRecord(
+        ActivityStatus("a-1", "processing"),
+        ("r-1",),
+        deadline_at=NOW - seconds_ago + CONFIG.activity_deadline_hours * 3600,
+    )
 
 
 def test_activities_of_the_last_minute_are_read_on_every_run():

@@ -17,7 +17,9 @@ class RecordingSns:
     def publish_batch(self, TopicArn: str, PublishBatchRequestEntries: list[dict]) -> dict:
         self.batches.append(PublishBatchRequestEntries)
         ok = [{"Id": e["Id"]} for e in PublishBatchRequestEntries if e["Id"] not in self.refuse]
-        failed = [{"Id": e["Id"], "Code": "InternalError"} for e in PublishBatchRequestEntries if e["Id"] in self.refuse]
+        failed = [
+            {"Id": e["Id"], "Code": "InternalError"} for e in PublishBatchRequestEntries if e["Id"] in self.refuse
+        ]
         return {"Successful": ok, "Failed": failed}
 
 

@@ -49,10 +49,15 @@ def busiest_second(starts: list[float]) -> int:
 
 
 @settings(max_examples=300, deadline=None)
-@given(per_second=st.sampled_from([1, 2, 3, 4]),
-       skews=st.lists(st.floats(-CLOCK_SKEW / 2, CLOCK_SKEW / 2), min_size=3, max_size=3),
-       steps=st.lists(st.tuples(st.integers(0, 2), st.sampled_from([0.0, 0.001, 0.01, 0.039, 0.04, 0.041, 0.2]),
-                                st.floats(0, 0.6)), min_size=5, max_size=60))
+@given(
+    per_second=st.sampled_from([1, 2, 3, 4]),
+    skews=st.lists(st.floats(-CLOCK_SKEW / 2, CLOCK_SKEW / 2), min_size=3, max_size=3),
+    steps=st.lists(
+        st.tuples(st.integers(0, 2), st.sampled_from([0.0, 0.001, 0.01, 0.039, 0.04, 0.041, 0.2]), st.floats(0, 0.6)),
+        min_size=5,
+        max_size=60,
+    ),
+)
 def test_no_second_ever_holds_more_calls_than_the_cap(per_second, skews, steps):
     slots = Slots()
     instances = [Instance(slots, per_second, skew, start=1_000_000.0) for skew in skews]

@@ -49,7 +49,10 @@ def test_string_true_and_exclude_inside_source_are_normalised():
     assert request.source_type == "all_active_contacts"
     assert request.exclude_contact_ids == ("c9",)
     assert plan_activities(request)[0].body == {
-        "source": {"all_active_contacts": True}, "exclude": {"contact_ids": ["c9"]}, "tag_ids": ["t1"]}
+        "source": {"all_active_contacts": True},
+        "exclude": {"contact_ids": ["c9"]},
+        "tag_ids": ["t1"],
+    }
 
 
 def test_duplicates_are_removed_keeping_order():
@@ -100,8 +103,10 @@ def test_metadata_is_kept_untouched():
         ({**BASE, "exclude": {"contact_ids": ["c9"]}}, "allowed only with"),
         ({"source": {"tag_ids": ["t"], "exclude": ["c9"]}, "tag_ids": ["t1"]}, "allowed only with"),
         ({"source": {"list_ids": ["l"]}, "exclude": ["c9"], "tag_ids": ["t1"]}, "must be an object"),
-        ({"source": {"list_ids": ["l"], "exclude": ["c1"]}, "exclude": {"contact_ids": ["c2"]}, "tag_ids": ["t"]},
-         "given both"),
+        (
+            {"source": {"list_ids": ["l"], "exclude": ["c1"]}, "exclude": {"contact_ids": ["c2"]}, "tag_ids": ["t"]},
+            "given both",
+        ),
         ({**BASE, "metadata": [1]}, "metadata: must be a JSON object"),
         ({**BASE, "metadata": {"big": "x" * 5000}}, "at most 4096"),
         ({**BASE, "request_id": "x" * 129}, "request_id"),
@@ -140,8 +145,9 @@ def test_contacts_are_split_into_activities_of_500_and_tags_of_50():
 
 
 def test_list_and_tag_sources_split_at_50_and_keep_the_exclusion_on_every_activity():
-    request = valid({"source": {"list_ids": [f"l{n}" for n in range(120)]}, "exclude": {"contact_ids": ["c9"]},
-                     "tag_ids": ["t1"]})
+    request = valid(
+        {"source": {"list_ids": [f"l{n}" for n in range(120)]}, "exclude": {"contact_ids": ["c9"]}, "tag_ids": ["t1"]}
+    )
     plans = plan_activities(request)
     assert [len(p.body["source"]["list_ids"]) for p in plans] == [50, 50, 20]
     assert all(p.body["exclude"] == {"contact_ids": ["c9"]} for p in plans)
@@ -149,8 +155,9 @@ def test_list_and_tag_sources_split_at_50_and_keep_the_exclusion_on_every_activi
 
 
 def test_plans_are_canonical_bodies_only():
-    plan = plan_activities(valid({"request_id": "r", "source": {"new_subscriber": "true"}, "tag_ids": ["t1"],
-                                  "metadata": {"a": 1}}))[0]
+    plan = plan_activities(
+        valid({"request_id": "r", "source": {"new_subscriber": "true"}, "tag_ids": ["t1"], "metadata": {"a": 1}})
+    )[0]
     assert plan.body == {"source": {"new_subscriber": True}, "tag_ids": ["t1"]}
 
 

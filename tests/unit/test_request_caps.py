@@ -34,8 +34,9 @@ def test_a_body_at_the_cap_is_read():
 
 def test_a_request_needing_more_activities_than_the_cap_is_rejected_saying_so():
     contacts = [f"c-{n}" for n in range(5_001)]  # 11 activities of at most 500 contacts
-    assert isinstance(read_request(json.dumps(request(source={"contact_ids": contacts[:5000]})), "m",
-                                   max_activities=10), UntagRequest)
+    assert isinstance(
+        read_request(json.dumps(request(source={"contact_ids": contacts[:5000]})), "m", max_activities=10), UntagRequest
+    )
     [error] = errors_of(json.dumps(request(source={"contact_ids": contacts})), max_activities=10)
     assert "needs 11 activities" in error and "cap of 10 activities" in error
     assert "MAX_ACTIVITIES_PER_REQUEST" in error
@@ -83,8 +84,8 @@ def test_a_raw_lone_surrogate_in_a_key_gives_readable_errors():
 
 
 def test_a_surrogate_pair_is_fine():
-    outcome = read_request(json.dumps(request(metadata={"emoji": "\U0001F600"})), "m")
-    assert isinstance(outcome, UntagRequest) and outcome.metadata == {"emoji": "\U0001F600"}
+    outcome = read_request(json.dumps(request(metadata={"emoji": "\U0001f600"})), "m")
+    assert isinstance(outcome, UntagRequest) and outcome.metadata == {"emoji": "\U0001f600"}
 
 
 def test_metadata_nested_too_deep_is_refused():

@@ -17,21 +17,29 @@ json_values = st.recursive(
 ids = st.one_of(st.from_regex(r"[A-Za-z0-9-]{1,64}", fullmatch=True), st.text(max_size=70), st.integers())
 id_lists = st.lists(ids, max_size=60)
 sources = st.one_of(
-    st.fixed_dictionaries({}, optional={
-        "contact_ids": st.lists(ids, max_size=700), "list_ids": id_lists, "tag_ids": id_lists,
-        "all_active_contacts": st.sampled_from([True, "true", "TRUE", False, "no", 1]),
-        "new_subscriber": st.sampled_from([True, "true", None, 0]),
-        "exclude": st.one_of(id_lists, json_values),
-    }),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "contact_ids": st.lists(ids, max_size=700),
+            "list_ids": id_lists,
+            "tag_ids": id_lists,
+            "all_active_contacts": st.sampled_from([True, "true", "TRUE", False, "no", 1]),
+            "new_subscriber": st.sampled_from([True, "true", None, 0]),
+            "exclude": st.one_of(id_lists, json_values),
+        },
+    ),
     json_values,
 )
-near_valid = st.fixed_dictionaries({"source": sources}, optional={
-    "request_id": st.one_of(st.from_regex(r"[A-Za-z0-9._:-]{1,128}", fullmatch=True), json_values),
-    "tag_ids": st.one_of(st.lists(ids, min_size=0, max_size=120), json_values),
-    "exclude": st.one_of(st.fixed_dictionaries({"contact_ids": id_lists}), json_values),
-    "metadata": json_values,
-    "unexpected": json_values,
-})
+near_valid = st.fixed_dictionaries(
+    {"source": sources},
+    optional={
+        "request_id": st.one_of(st.from_regex(r"[A-Za-z0-9._:-]{1,128}", fullmatch=True), json_values),
+        "tag_ids": st.one_of(st.lists(ids, min_size=0, max_size=120), json_values),
+        "exclude": st.one_of(st.fixed_dictionaries({"contact_ids": id_lists}), json_values),
+        "metadata": json_values,
+        "unexpected": json_values,
+    },
+)
 
 
 def check(body: str) -> None:

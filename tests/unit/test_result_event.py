@@ -28,34 +28,68 @@ def test_rollup_refuses_unfinished_activities():
 
 
 def test_api_activity_is_read_tolerantly():
-    status = ActivityStatus.from_api({
-        "activity_id": "a1", "state": "failed", "percent_done": 100, "status": {"items_total_count": 3,
-                                                                               "items_completed_count": 2},
-        "activity_errors": ["bad contact", {"message": "object form"}], "created_at": "2026-01-01T00:00:00Z",
-    })
+    status = ActivityStatus.from_api(
+        {
+            "activity_id": "a1",
+            "state": "failed",
+            "percent_done": 100,
+            "status": {"items_total_count": 3, "items_completed_count": 2},
+            "activity_errors": ["bad contact", {"message": "object form"}],
+            "created_at": "2026-01-01T00:00:00Z",
+        }
+    )
     assert status.errors == ("bad contact", "object form") and status.items_total_count == 3
     assert ActivityStatus.from_api({"activity_id": "a2", "state": "time_out", "status": {}}).state == "timed_out"
     assert ActivityStatus.from_api({"state": "initialized"}, "a3").activity_id == "a3"
 
 
 def _event(states, creation_errors=()):
-    activities = [ActivityStatus(f"a{n}", state, 100, 2, 2 if state == "completed" else 1)
-                  for n, state in enumerate(states)]
-    return finished_event(request_id="r-1", tag_ids=["t1"], source_type="contact_ids", metadata={"k": [1]},
-                          activities=activities, creation_errors=list(creation_errors),
-                          received_at="2026-11-26T10:00:00Z", finished_at="2026-11-26T10:03:10Z")
+    activities = [
+        ActivityStatus(f"a{n}", state, 100, 2, 2 if state == "completed" else 1) for n, state in enumerate(states)
+    ]
+    return finished_event(
+        request_id="r-1",
+        tag_ids=["t1"],
+        source_type="contact_ids",
+        metadata={"k": [1]},
+        activities=activities,
+        creation_errors=list(creation_errors),
+        received_at="2026-11-26T10:00:00Z",
+        finished_at="2026-11-26T10:03:10Z",
+    )
 
 
 def test_finished_event_has_the_contract_shape():
     event = _event(["completed"])
-    assert set(event) == {"schema_version", "event_id", "event_type", "request_id", "state", "tag_ids",
-                          "source_type", "activities", "errors", "metadata", "received_at", "finished_at"}
+    assert set(event) == {
+        "schema_version",
+        "event_id",
+        "event_type",
+        "request_id",
+        "state",
+        "tag_ids",
+        "source_type",
+        "activities",
+        "errors",
+        "metadata",
+        "received_at",
+        "finished_at",
+    }
     assert event["event_type"] == "untag.completed" and event["errors"] == []
-    assert event["activities"][0] == {"activity_id": "a0", "state": "completed", "percent_done": 100,
-                                      "items_total_count": 2, "items_completed_count": 2, "errors": [],
-                                      "created_at": None, "completed_at": None}
-    assert message_attributes(event) == {"event_type": {"DataType": "String", "StringValue": "untag.completed"},
-                                         "state": {"DataType": "String", "StringValue": "completed"}}
+    assert event["activities"][0] == {
+        "activity_id": "a0",
+        "state": "completed",
+        "percent_done": 100,
+        "items_total_count": 2,
+        "items_completed_count": 2,
+        "errors": [],
+        "created_at": None,
+        "completed_at": None,
+    }
+    assert message_attributes(event) == {
+        "event_type": {"DataType": "String", "StringValue": "untag.completed"},
+        "state": {"DataType": "String", "StringValue": "completed"},
+    }
 
 
 def test_event_id_is_deterministic_per_outcome():

@@ -14,7 +14,7 @@ AT = "2026-12-02T10:00:00Z"
 
 
 def test_a_rejected_event_for_a_250_kb_body_fits_and_says_what_was_cut():
-    body = json.dumps({"request_id": "r-1", "source": {"contact_ids": ['x"y' * 10]}, "junk": "é\"" * 125_000})
+    body = json.dumps({"request_id": "r-1", "source": {"contact_ids": ['x"y' * 10]}, "junk": 'é"' * 125_000})
     event = rejected_event(Rejection("r-1", ("body: too big",), body), received_at=AT, finished_at=AT)
     assert event_bytes(event) <= SNS_MESSAGE_MAX_BYTES
     assert body.startswith(event["original_body"]) and len(event["original_body"]) > 50_000
@@ -37,8 +37,16 @@ def test_a_body_that_is_not_valid_unicode_is_echoed_with_escapes():
 def test_a_request_of_many_activities_lists_the_first_ones_failures_first_with_the_count():
     activities = [ActivityStatus(f"a-{n}", "completed", 100, 500, 500, ()) for n in range(499)]
     activities.insert(250, ActivityStatus("a-failed", "failed", 0, 500, 0, ("x" * 300,) * 20))
-    event = finished_event(request_id="r", tag_ids=["t"], source_type="contact_ids", metadata={"k": "v" * 4000},
-                           activities=activities, creation_errors=[], received_at=AT, finished_at=AT)
+    event = finished_event(
+        request_id="r",
+        tag_ids=["t"],
+        source_type="contact_ids",
+        metadata={"k": "v" * 4000},
+        activities=activities,
+        creation_errors=[],
+        received_at=AT,
+        finished_at=AT,
+    )
     assert event_bytes(event) <= SNS_MESSAGE_MAX_BYTES
     assert event["state"] == "failed"
     assert event["activities"][0]["activity_id"] == "a-failed" and len(event["activities"]) == LIST_SHOWN
@@ -47,8 +55,16 @@ def test_a_request_of_many_activities_lists_the_first_ones_failures_first_with_t
 
 def test_many_creation_errors_are_summarised():
     errors = [f"activity {n} could not be created: " + "e" * 200 for n in range(500)]
-    event = finished_event(request_id="r", tag_ids=["t"] * 1, source_type="list_ids", metadata=None,
-                           activities=[], creation_errors=errors, received_at=AT, finished_at=AT)
+    event = finished_event(
+        request_id="r",
+        tag_ids=["t"] * 1,
+        source_type="list_ids",
+        metadata=None,
+        activities=[],
+        creation_errors=errors,
+        received_at=AT,
+        finished_at=AT,
+    )
     assert event["errors"] == errors[:LIST_SHOWN]
     assert event["truncated"] == {"errors": {"count": 500, "shown": LIST_SHOWN}}
     assert event_bytes(event) <= SNS_MESSAGE_MAX_BYTES
@@ -56,7 +72,8 @@ def test_many_creation_errors_are_summarised():
 
 def test_a_rejected_event_with_a_huge_tag_list_and_body_still_fits():
     tags = tuple(f"t-{n:060d}" for n in range(9000))  # 600 KB of tag ids
-    event = rejected_event(Rejection("r", ("tag_ids: too many",), "x" * 300_000, tag_ids=tags),
-                           received_at=AT, finished_at=AT)
+    event = rejected_event(
+        Rejection("r", ("tag_ids: too many",), "x" * 300_000, tag_ids=tags), received_at=AT, finished_at=AT
+    )
     assert event_bytes(event) <= SNS_MESSAGE_MAX_BYTES
     assert event["truncated"]["tag_ids"]["count"] == 9000

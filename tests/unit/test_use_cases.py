@@ -40,13 +40,17 @@ def big(request_id: str, chunks: int) -> dict:
 
 def test_small_requests_removing_the_same_tags_share_one_activity_and_each_records_it():
     services = Services()
-    batch = [message(n, contacts(f"r-{n}", f"c-{n}")) for n in range(5)] + [message(9, contacts("r-9", "c-9", tag="t-2"))]
+    batch = [message(n, contacts(f"r-{n}", f"c-{n}")) for n in range(5)] + [
+        message(9, contacts("r-9", "c-9", tag="t-2"))
+    ]
 
     failed = accept_batch(batch, services, budget(services))
 
     assert failed == set()
     assert [sorted(body["source"]["contact_ids"]) for body in services.constant_contact.created] == [
-        ["c-0", "c-1", "c-2", "c-3", "c-4"], ["c-9"]]
+        ["c-0", "c-1", "c-2", "c-3", "c-4"],
+        ["c-9"],
+    ]
     records = services.store.requests
     assert {records[f"r-{n}"].activities[0] for n in range(5)} == {"a-1"} and records["r-9"].activities == {0: "a-2"}
     assert all(record.status is RequestStatus.PENDING for record in records.values())
@@ -179,7 +183,7 @@ def test_a_chunk_whose_creates_twice_got_no_answer_is_not_tried_a_third_time():
 def settle_with(states: list[str]) -> dict:
     services = Services()
     accept_batch([message(1, big("r-1", len(states)))], services, budget(services))
-    for activity_id, state in zip(sorted(services.constant_contact.states), states):
+    for activity_id, state in zip(sorted(services.constant_contact.states), states, strict=True):
         services.constant_contact.states[activity_id] = state
     poll(services, budget(services))
     [event] = services.publisher.events

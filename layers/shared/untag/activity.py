@@ -7,8 +7,9 @@ takes the first of ``failed``, ``timed_out``, ``cancelled`` that any activity en
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 ERRORS_KEPT = 20  # Constant Contact's activity_errors kept per activity (it may list one per refused contact)
 ERROR_TEXT_MAX = 300
@@ -35,7 +36,7 @@ class ActivityStatus:
         return self.state in TERMINAL_STATES
 
     @classmethod
-    def from_api(cls, body: dict[str, Any], activity_id: str | None = None) -> "ActivityStatus":
+    def from_api(cls, body: dict[str, Any], activity_id: str | None = None) -> ActivityStatus:
         """Read Constant Contact's Activity / ActivityTagging schema, tolerating missing fields."""
         status = body.get("status") if isinstance(body.get("status"), dict) else {}
         state = body.get("state")
@@ -54,11 +55,9 @@ class ActivityStatus:
             completed_at=body.get("completed_at"),
         )
 
-    def ended(self, state: str, reason: str, at: str) -> "ActivityStatus":
+    def ended(self, state: str, reason: str, at: str) -> ActivityStatus:
         """This activity ended by the service's decision (deadline passed, unknown to Constant Contact)."""
-        return ActivityStatus(
-            **{**asdict(self), "state": state, "errors": self.errors + (reason,), "completed_at": at}
-        )
+        return ActivityStatus(**{**asdict(self), "state": state, "errors": self.errors + (reason,), "completed_at": at})
 
     def as_event(self) -> dict[str, Any]:
         event = asdict(self)

@@ -66,7 +66,7 @@ def _parse(values: tuple[str | None, ...]) -> Config:
     kinds = {field.name: field for field in fields(Config)}
     arguments = {}
     missing = []
-    for (name, variable), value in zip(ENVIRONMENT.items(), values):
+    for (name, variable), value in zip(ENVIRONMENT.items(), values, strict=True):
         field = kinds[name]
         if value is None or value == "":
             if field.default is MISSING:

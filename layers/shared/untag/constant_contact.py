@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -103,14 +104,18 @@ class ConstantContactClient:
             raise
         return ActivityStatus.from_api(answer, activity_id)
 
-    def list_activities(self, *, limit: int = 500, next_link: str | None = None) -> tuple[list[ActivityStatus], str | None]:
+    def list_activities(
+        self, *, limit: int = 500, next_link: str | None = None
+    ) -> tuple[list[ActivityStatus], str | None]:
         """One page of GET /activities (newest activities of the last 10 days) and the next page's link."""
         if next_link:
             answer = self._call("GET", self._resolve(next_link), endpoint="list")
         else:
             answer = self._call("GET", f"{self._base_url}/activities", endpoint="list", params={"limit": limit})
         items = answer.get("activities") if isinstance(answer, dict) else None
-        activities = [ActivityStatus.from_api(item) for item in items or () if isinstance(item, dict) and item.get("activity_id")]
+        activities = [
+            ActivityStatus.from_api(item) for item in items or () if isinstance(item, dict) and item.get("activity_id")
+        ]
         link = ((answer.get("_links") or {}).get("next") or {}).get("href") if isinstance(answer, dict) else None
         return activities, link or None
 
@@ -119,8 +124,10 @@ class ConstantContactClient:
         url = urljoin(self._base_url + "/", href)  # links are relative to the API host ("/v3/activities?...")
         if _origin(url) != _origin(self._base_url):
             count("ForeignLinksRefused")
-            logger.error("Constant Contact returned a link to another host; not followed",
-                         extra={"host": urlsplit(url).netloc[:100]})
+            logger.error(
+                "Constant Contact returned a link to another host; not followed",
+                extra={"host": urlsplit(url).netloc[:100]},
+            )
             raise PermanentApiError("Constant Contact returned a link to another host; not followed")
         return url
 
@@ -148,7 +155,12 @@ class ConstantContactClient:
                     count("Throttled")
                     logger.warning(
                         "Constant Contact throttled the call; backing off",
-                        extra={"endpoint": endpoint, "error_key": key, "backoff_seconds": round(pause, 2), "attempt": throttled},
+                        extra={
+                            "endpoint": endpoint,
+                            "error_key": key,
+                            "backoff_seconds": round(pause, 2),
+                            "attempt": throttled,
+                        },
                     )
                     self._sleep(pause)
                     continue
@@ -170,8 +182,9 @@ class ConstantContactClient:
         except requests.RequestException as error:
             count_call(endpoint, "connection")
             sent = "NewConnectionError" not in repr(error)  # refused before the request was sent: nothing happened
-            raise TransientApiError(f"Constant Contact {endpoint} connection failed: {type(error).__name__}",
-                                    maybe_done=sent) from None
+            raise TransientApiError(
+                f"Constant Contact {endpoint} connection failed: {type(error).__name__}", maybe_done=sent
+            ) from None
         count_call(endpoint, f"{response.status_code // 100}xx")
         return response
 
@@ -187,7 +200,9 @@ def _answer(response: requests.Response, endpoint: str) -> Any:
         try:
             return response.json()
         except ValueError:
-            raise TransientApiError(f"Constant Contact {endpoint} answered {status} without JSON", status=status) from None
+            raise TransientApiError(
+                f"Constant Contact {endpoint} answered {status} without JSON", status=status
+            ) from None
     key, message = _error(response)
     text = f"Constant Contact {endpoint} answered {status}" + (f" {key}: {message}" if key or message else "")
     if status == 401:

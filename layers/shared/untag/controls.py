@@ -43,8 +43,10 @@ class Controls:
     def quota_exceeded(self) -> float:
         """Constant Contact answered ``quota_exceeded``: block every call until 00:00 UTC; returns that moment."""
         until = next_utc_midnight(self._clock())
-        self._db.put_item(TableName=self._table, Item=dump(
-            {**QUOTA_KEY, "blocked_until": int(until), "expires_at": int(until + 86400)}))
+        self._db.put_item(
+            TableName=self._table,
+            Item=dump({**QUOTA_KEY, "blocked_until": int(until), "expires_at": int(until + 86400)}),
+        )
         return until
 
     # -- leases ------------------------------------------------------------------------------
@@ -54,7 +56,8 @@ class Controls:
         now = self._clock()
         try:
             answer = self._db.update_item(
-                TableName=self._table, Key=dump({"pk": f"CONTROL#lock#{name}", "sk": "CONTROL"}),
+                TableName=self._table,
+                Key=dump({"pk": f"CONTROL#lock#{name}", "sk": "CONTROL"}),
                 UpdateExpression="SET holder = :holder, lease_until = :lease",
                 ConditionExpression="attribute_not_exists(holder) OR lease_until < :now",
                 ExpressionAttributeValues=dump({":holder": holder, ":lease": now + lease_seconds, ":now": now}),
@@ -69,7 +72,8 @@ class Controls:
     def release(self, name: str, holder: str) -> None:
         try:
             self._db.update_item(
-                TableName=self._table, Key=dump({"pk": f"CONTROL#lock#{name}", "sk": "CONTROL"}),
+                TableName=self._table,
+                Key=dump({"pk": f"CONTROL#lock#{name}", "sk": "CONTROL"}),
                 UpdateExpression="REMOVE holder, lease_until SET released_at = :now",
                 ConditionExpression="holder = :holder",
                 ExpressionAttributeValues=dump({":holder": holder, ":now": self._clock()}),

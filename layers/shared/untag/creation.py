@@ -137,15 +137,18 @@ def _create(services: Ports, budget: TimeBudget, records: list[RequestRecord], r
                     count("SharedActivitiesSplit")
                     work.extendleft(reversed(_halves(unit)))
                     continue
-                logger.error("Constant Contact refused an activity", extra={
-                    "request_ids": [request.request_id for request, _ in unit.carried], "error": str(error)})
+                logger.error(
+                    "Constant Contact refused an activity",
+                    extra={"request_ids": [request.request_id for request, _ in unit.carried], "error": str(error)},
+                )
                 count("ActivitiesRefused")
                 report.activities_refused += 1
                 text = str(error)[:ERROR_TEXT_MAX]
                 for request, index in unit.carried:
                     last = _done(missing, request.request_id, index)
-                    store.record_creation_error(request.request_id, index,
-                                                f"activity {index + 1} could not be created: {text}", last=last)
+                    store.record_creation_error(
+                        request.request_id, index, f"activity {index + 1} could not be created: {text}", last=last
+                    )
                     if last:
                         without_activities.append(request.request_id)
                 continue
@@ -156,35 +159,48 @@ def _create(services: Ports, budget: TimeBudget, records: list[RequestRecord], r
                 count("AuthenticationFailed")
                 raise _Stop(f"Constant Contact refused the tokens: {error}") from None
             except ApiError as error:
-                logger.warning("activity not created; its requests are tried again later", extra={
-                    "request_ids": [request.request_id for request, _ in unit.carried], "error": str(error)})
+                logger.warning(
+                    "activity not created; its requests are tried again later",
+                    extra={"request_ids": [request.request_id for request, _ in unit.carried], "error": str(error)},
+                )
                 if getattr(error, "maybe_done", False):
                     _ambiguous(services, unit, missing, str(error), without_activities)
                 retry_later.update(request.request_id for request, _ in unit.carried)
                 continue
             count("ActivitiesCreated")
             report.activities_created += 1
-            carried = [(request.request_id, index, _done(missing, request.request_id, index))
-                       for request, index in unit.carried]
+            carried = [
+                (request.request_id, index, _done(missing, request.request_id, index))
+                for request, index in unit.carried
+            ]
             now = services.clock()
             store.record_activity(
-                activity, carried,
+                activity,
+                carried,
                 first_poll_at=now + services.config.first_poll_delay_seconds,
                 deadline_at=now + services.config.activity_deadline_hours * 3600,
             )
-            logger.info("activity created", extra={"activity_id": activity.activity_id,
-                                                    "request_ids": [request_id for request_id, _, _ in carried]})
+            logger.info(
+                "activity created",
+                extra={
+                    "activity_id": activity.activity_id,
+                    "request_ids": [request_id for request_id, _, _ in carried],
+                },
+            )
     finally:
         now = services.clock()
         unfinished = [request_id for request_id, indexes in missing.items() if indexes]
         for request_id in unfinished:  # due again: at once, or after a pause when Constant Contact failed
-            store.let_go(request_id, due_at=now + services.config.create_retry_seconds if request_id in retry_later else now)
+            store.let_go(
+                request_id, due_at=now + services.config.create_retry_seconds if request_id in retry_later else now
+            )
         if without_activities:
             finish_if_done(services, store.get_requests(without_activities).values())
 
 
-def _ambiguous(services: Ports, unit: _Work, missing: dict[str, set[int]], error: str,
-               without_activities: list[str]) -> None:
+def _ambiguous(
+    services: Ports, unit: _Work, missing: dict[str, set[int]], error: str, without_activities: list[str]
+) -> None:
     """A create that may have happened (timeout, dropped answer, 5xx): Constant Contact has no idempotency
     key, so a retry may make a second activity. Count it, list it, and never try a chunk a third time."""
     store = services.store
@@ -194,9 +210,12 @@ def _ambiguous(services: Ports, unit: _Work, missing: dict[str, set[int]], error
         if times >= MAX_AMBIGUOUS_CREATES:
             last = _done(missing, request.request_id, index)
             store.record_creation_error(
-                request.request_id, index,
+                request.request_id,
+                index,
                 f"activity {index + 1}: {times} creates got no clear answer ({error[:ERROR_TEXT_MAX]}); Constant "
-                "Contact may have created it, so it is not tried again (see `untag ambiguous`)", last=last)
+                "Contact may have created it, so it is not tried again (see `untag ambiguous`)",
+                last=last,
+            )
             if last:
                 without_activities.append(request.request_id)
 
@@ -235,8 +254,9 @@ def _pack(groups: list[_Work], request: UntagRequest) -> None:
             contacts.extend(new)
             current.carried.append((request, 0))
             return
-    groups.append(_Work({"source": {"contact_ids": list(request.source_ids)}, "tag_ids": sorted(request.tag_ids)},
-                        [(request, 0)]))
+    groups.append(
+        _Work({"source": {"contact_ids": list(request.source_ids)}, "tag_ids": sorted(request.tag_ids)}, [(request, 0)])
+    )
 
 
 def _halves(unit: _Work) -> list[_Work]:

@@ -56,12 +56,13 @@ def condition_failed(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
-def batch_get(db: Any, table: str, keys: list[dict[str, str]],
-              sleep: Callable[[float], None] = time.sleep) -> list[dict[str, Any]]:
+def batch_get(
+    db: Any, table: str, keys: list[dict[str, str]], sleep: Callable[[float], None] = time.sleep
+) -> list[dict[str, Any]]:
     """Consistent reads of many items, 100 keys a call, unprocessed keys retried with back-off."""
     items: list[dict[str, Any]] = []
     for start in range(0, len(keys), DYNAMODB_BATCH_GET_MAX_KEYS):
-        chunk = keys[start: start + DYNAMODB_BATCH_GET_MAX_KEYS]
+        chunk = keys[start : start + DYNAMODB_BATCH_GET_MAX_KEYS]
         pending: dict[str, Any] = {table: {"Keys": [dump(key) for key in chunk], "ConsistentRead": True}}
         for attempt in range(8):
             answer = db.batch_get_item(RequestItems=pending)

@@ -62,15 +62,19 @@ def _read_all(messages: list[Message], services: Ports) -> list[tuple[Message, U
     return [(message, _read(message, services.config.max_activities_per_request)) for message in messages]
 
 
-def _record_all(outcomes: list[tuple[Message, UntagRequest | Rejection]], services: Ports, budget: TimeBudget,
-                failed: set[str]) -> list[RequestRecord]:
+def _record_all(
+    outcomes: list[tuple[Message, UntagRequest | Rejection]], services: Ports, budget: TimeBudget, failed: set[str]
+) -> list[RequestRecord]:
     """Phase 2: publish each rejection, record each request. Returns the requests this invocation holds:
     only as many as it can serve in its time budget; the others are due at once for any driver."""
     held: list[RequestRecord] = []
     calls = affordable_calls(services, budget)
     # A shareable request costs a share of a call only if others in the batch remove the same tags.
-    sharing = Counter(tuple(sorted(outcome.tag_ids)) for _, outcome in outcomes
-                      if isinstance(outcome, UntagRequest) and can_share_activities(outcome))
+    sharing = Counter(
+        tuple(sorted(outcome.tag_ids))
+        for _, outcome in outcomes
+        if isinstance(outcome, UntagRequest) and can_share_activities(outcome)
+    )
     for message, outcome in outcomes:
         if budget.exhausted():  # not recorded: SQS delivers it again, to an invocation with time
             failed.add(message.message_id)
@@ -81,15 +85,17 @@ def _record_all(outcomes: list[tuple[Message, UntagRequest | Rejection]], servic
                 continue
             cost = planned_chunks(outcome)
             if can_share_activities(outcome):
-                cost = max(len(outcome.source_ids) / SOURCE_CAPS["contact_ids"],
-                           1 / sharing[tuple(sorted(outcome.tag_ids))])
+                cost = max(
+                    len(outcome.source_ids) / SOURCE_CAPS["contact_ids"], 1 / sharing[tuple(sorted(outcome.tag_ids))]
+                )
             record = _accept(services, outcome, message, lease=budget.lease_seconds() if calls >= cost else None)
             if record is not None:
                 calls -= cost
                 held.append(record)
         except Exception:  # noqa: BLE001 - only this message is retried; the batch goes on
-            logger.exception("could not record a message; SQS delivers it again",
-                             extra={"message_id": message.message_id})
+            logger.exception(
+                "could not record a message; SQS delivers it again", extra={"message_id": message.message_id}
+            )
             count("MessagesRetried")
             failed.add(message.message_id)
     return held
@@ -110,33 +116,48 @@ def _read(message: Message, max_activities: int) -> UntagRequest | Rejection:
     except Exception as error:  # noqa: BLE001 - a reader bug must not make a poison message
         logger.exception("the request reader failed on a message", extra={"message_id": message.message_id})
         body = message.body if isinstance(message.body, str) else repr(message.body)
-        return Rejection(message.fallback_id or message.message_id,
-                         (f"body: could not be read ({type(error).__name__})",), body)
+        return Rejection(
+            message.fallback_id or message.message_id, (f"body: could not be read ({type(error).__name__})",), body
+        )
 
 
 def _accept(services: Ports, request: UntagRequest, message: Message, *, lease: float | None) -> RequestRecord | None:
     """Record a valid request; the record when this invocation holds it to create its activities now."""
     store = services.store
     received_at = utc_timestamp(message.sent_at or services.clock())
-    created, record = store.accept_request(request, received_at=received_at, planned=planned_chunks(request),
-                                           lease_seconds=lease)
+    created, record = store.accept_request(
+        request, received_at=received_at, planned=planned_chunks(request), lease_seconds=lease
+    )
     if created:
         count("RequestsReceived")
         return record if lease is not None else None
     if record.fingerprint == request.fingerprint:
         count("DuplicateRequests")
-        logger.info("duplicate delivery of an accepted request; nothing to do",
-                    extra={"request_id": request.request_id, "status": record.status.value})
+        logger.info(
+            "duplicate delivery of an accepted request; nothing to do",
+            extra={"request_id": request.request_id, "status": record.status.value},
+        )
         return None
     count("RequestIdReused")
-    logger.warning("request_id already used for a different request; this message is rejected",
-                   extra={"request_id": request.request_id})
-    _reject(services, Rejection(
-        request.request_id,
-        (f"request_id: already used for a different request (received {record.received_at}); "
-         "give this request a new request_id",),
-        message.body, tag_ids=request.tag_ids, source_type=request.source_type, metadata=request.metadata,
-    ), message)
+    logger.warning(
+        "request_id already used for a different request; this message is rejected",
+        extra={"request_id": request.request_id},
+    )
+    _reject(
+        services,
+        Rejection(
+            request.request_id,
+            (
+                f"request_id: already used for a different request (received {record.received_at}); "
+                "give this request a new request_id",
+            ),
+            message.body,
+            tag_ids=request.tag_ids,
+            source_type=request.source_type,
+            metadata=request.metadata,
+        ),
+        message,
+    )
     return None
 
 

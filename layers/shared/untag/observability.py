@@ -35,9 +35,7 @@ def count_call(endpoint: str, status_class: str) -> None:
         count("ConstantContactRequests")  # what the daily quota counts
     if is_metrics_disabled():  # single_metric itself ignores POWERTOOLS_METRICS_DISABLED
         return
-    with single_metric(
-        name="ConstantContactCalls", unit=MetricUnit.Count, value=1, namespace=NAMESPACE
-    ) as metric:
+    with single_metric(name="ConstantContactCalls", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
         metric.add_dimension(name="endpoint", value=endpoint)
         metric.add_dimension(name="status", value=status_class)
 
@@ -56,8 +54,10 @@ def lambda_entry(handler: Callable[[dict, Any], Any]) -> Callable[[dict, Any], A
 
 
 def _looks_like_context(context: Any) -> bool:
-    return all(hasattr(context, name) for name in ("function_name", "memory_limit_in_mb", "invoked_function_arn",
-                                                   "aws_request_id"))
+    return all(
+        hasattr(context, name)
+        for name in ("function_name", "memory_limit_in_mb", "invoked_function_arn", "aws_request_id")
+    )
 
 
 class _LocalContext:

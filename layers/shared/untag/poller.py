@@ -115,8 +115,9 @@ def _report_waiting_requests(services: Ports, now: float) -> None:
     metrics.add_metric(name="OldestWaitingRequestAgeSeconds", unit=MetricUnit.Seconds, value=age)
 
 
-def _read_statuses(services: Ports, due: list[ActivityRecord], active: list[ActivityRecord], budget: TimeBudget,
-                   report: PollReport) -> dict[str, ActivityStatus | object]:
+def _read_statuses(
+    services: Ports, due: list[ActivityRecord], active: list[ActivityRecord], budget: TimeBudget, report: PollReport
+) -> dict[str, ActivityStatus | object]:
     """What Constant Contact says of the due activities (and of any other pending one it shows)."""
     client = services.constant_contact
     seen: dict[str, ActivityStatus | object] = {}
@@ -175,8 +176,10 @@ def _misconfigured(report: PollReport, error: ApiError) -> None:
     """Every read answers 404: the API base URL is wrong. End nothing; say so loudly (alarm)."""
     report.skipped = "Constant Contact API root answers 404 (check CcApiBaseUrl)"
     count("ApiRootNotFound")
-    logger.error("the Constant Contact API root answers 404: check CcApiBaseUrl; no activity is ended",
-                 extra={"error": str(error)})
+    logger.error(
+        "the Constant Contact API root answers 404: check CcApiBaseUrl; no activity is ended",
+        extra={"error": str(error)},
+    )
 
 
 def _gone(services: Ports, record: ActivityRecord, now: float) -> bool:
@@ -184,14 +187,17 @@ def _gone(services: Ports, record: ActivityRecord, now: float) -> bool:
     missing for the configured window while the API answers. Otherwise the first miss is noted."""
     if _age(services.config, record, now) > RETENTION_SECONDS:
         return True
-    missing_since = services.store.note_missing(record.activity_id, now,
-                                                next_poll_at=now + _interval(services.config, record, now))
+    missing_since = services.store.note_missing(
+        record.activity_id, now, next_poll_at=now + _interval(services.config, record, now)
+    )
     missing_for = max(0.0, now - missing_since)  # (stored to the millisecond)
     if missing_for >= services.config.activity_missing_hours * 3600:
         return True
     count("ActivitiesMissing")
-    logger.warning("Constant Contact does not know this activity yet; it is asked again",
-                   extra={"activity_id": record.activity_id, "missing_seconds": round(missing_for, 1)})
+    logger.warning(
+        "Constant Contact does not know this activity yet; it is asked again",
+        extra={"activity_id": record.activity_id, "missing_seconds": round(missing_for, 1)},
+    )
     return False
 
 
@@ -217,7 +223,9 @@ def _settle(services: Ports, final: list[ActivityRecord], budget: TimeBudget) ->
     for activity in final:
         carried = [records.get(request_id) for request_id in activity.request_ids]
         # A request still being created, or left for the next run, needs this activity back on the next run.
-        if all(request is not None and request.status is not RequestStatus.CREATING
-               and request.request_id not in deferred for request in carried):
+        if all(
+            request is not None and request.status is not RequestStatus.CREATING and request.request_id not in deferred
+            for request in carried
+        ):
             store.settle_activity(activity.activity_id)
     return len(waiting) + len(deferred)

@@ -1,4 +1,4 @@
-"""The result-event publisher: SNS PublishBatch, batched by count and by bytes, with the ``event_type``/``state`` attributes."""
+"""The result-event publisher: SNS PublishBatch, batched by count and by bytes, with the filter attributes."""
 
 from __future__ import annotations
 
@@ -25,15 +25,19 @@ class SnsPublisher:
             size = sns_entry_bytes(message, message_attributes)
             if size > SNS_MESSAGE_MAX_BYTES:  # result_event.fit_in_one_message prevents it; never send what SNS refuses
                 count("ResultEventTooLarge")
-                logger.error("result event over SNS's message size; not published",
-                             extra={"request_id": publication.request_id, "bytes": size})
+                logger.error(
+                    "result event over SNS's message size; not published",
+                    extra={"request_id": publication.request_id, "bytes": size},
+                )
                 continue
-            entries.append((position, {"Id": str(position), "Message": message,
-                                       "MessageAttributes": message_attributes}, size))
+            entries.append(
+                (position, {"Id": str(position), "Message": message, "MessageAttributes": message_attributes}, size)
+            )
         for batch in _batches(entries):
             try:
                 answer = self._client_factory().publish_batch(
-                    TopicArn=self._topic_arn, PublishBatchRequestEntries=[entry for _, entry, _ in batch])
+                    TopicArn=self._topic_arn, PublishBatchRequestEntries=[entry for _, entry, _ in batch]
+                )
             except Exception as error:  # the events stay due; the next poller run publishes them
                 logger.warning("SNS publish failed; will retry", extra={"error": type(error).__name__})
                 continue

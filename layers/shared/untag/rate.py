@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from untag.observability import count
 
@@ -27,8 +28,14 @@ class Slots(Protocol):
 
 
 class SharedRateLimiter:
-    def __init__(self, slots: Slots, per_second: float, *, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        slots: Slots,
+        per_second: float,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self._slots = slots
         self._slot_seconds = (1.0 + LATENESS + CLOCK_SKEW) / per_second
         self._clock = clock

@@ -7,14 +7,14 @@ it sees an item, a Decimal or a JSON-in-a-string.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from untag.activity import ActivityStatus
 from untag.request import UntagRequest
 
 
-class RequestStatus(str, Enum):
+class RequestStatus(StrEnum):
     """A recorded request: its activities being created, then pending, then finished (its event stored)."""
 
     CREATING = "creating"
@@ -44,8 +44,9 @@ class RequestRecord:
     @property
     def plan(self) -> UntagRequest:
         """The canonical request the plan describes."""
-        return UntagRequest(self.request_id, self.source_type, self.source_ids, self.tag_ids,
-                            self.exclude_contact_ids, self.metadata)
+        return UntagRequest(
+            self.request_id, self.source_type, self.source_ids, self.tag_ids, self.exclude_contact_ids, self.metadata
+        )
 
     def missing_chunks(self) -> set[int]:
         """Chunks with neither an activity nor a creation error yet."""

@@ -92,17 +92,24 @@ def _strict_json(text: str) -> Any:
     return json.loads(text, parse_constant=_refuse_constant)
 
 
-def read_request(body: str, message_id: str, *, max_activities: int = DEFAULT_MAX_ACTIVITIES) -> UntagRequest | Rejection:
+def read_request(
+    body: str, message_id: str, *, max_activities: int = DEFAULT_MAX_ACTIVITIES
+) -> UntagRequest | Rejection:
     """Read one SQS message body into a canonical request, or a rejection with every problem."""
     if not isinstance(body, str):
         return Rejection(message_id, (f"body: must be a string, got {_kind(body)}",), str(body))
     size = utf8_size(body)
-    too_big = [f"body: {size} bytes, more than the cap of {BODY_MAX_BYTES} bytes on a request message"] \
-        if size > BODY_MAX_BYTES else []
+    too_big = (
+        [f"body: {size} bytes, more than the cap of {BODY_MAX_BYTES} bytes on a request message"]
+        if size > BODY_MAX_BYTES
+        else []
+    )
     try:
         document = _strict_json(body)
     except _NotJson as constant:
-        return Rejection(message_id, tuple(too_big) + (f"body: not valid JSON ({constant} is not a JSON number)",), body)
+        return Rejection(
+            message_id, tuple(too_big) + (f"body: not valid JSON ({constant} is not a JSON number)",), body
+        )
     except (ValueError, TypeError, RecursionError):
         return Rejection(message_id, tuple(too_big) + ("body: not valid JSON",), body)
     request, envelope_id, errors = _unwrap(document)
@@ -134,7 +141,8 @@ def _lone_surrogate(value: Any, where: str, depth: int = 0) -> str | None:
     if isinstance(value, dict):
         for key, item in value.items():
             found = _lone_surrogate(key, f"{where} key", depth + 1) or _lone_surrogate(
-                item, f"{where}.{_field_name(key)}", depth + 1)
+                item, f"{where}.{_field_name(key)}", depth + 1
+            )
             if found:
                 return found
     return None
@@ -169,8 +177,9 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and REQUEST_ID_PATTERN.fullmatch(value) else None
 
 
-def _validate(request: Any, fallback_id: str, body: str, max_activities: int,
-              errors: list[str]) -> UntagRequest | Rejection:
+def _validate(
+    request: Any, fallback_id: str, body: str, max_activities: int, errors: list[str]
+) -> UntagRequest | Rejection:
     if not isinstance(request, dict):
         return Rejection(fallback_id, tuple(errors) + (f"request: must be a JSON object, got {_kind(request)}",), body)
     unreadable = bool(errors)  # a lone surrogate somewhere: echo no field of the body back
@@ -200,8 +209,10 @@ def _validate(request: Any, fallback_id: str, body: str, max_activities: int,
     if not errors:
         activities = planned_activity_count(source_type, source_ids, tag_ids)
         if activities > max_activities:
-            errors.append(f"request: needs {activities} activities, more than the cap of {max_activities} activities "
-                          "per request (MAX_ACTIVITIES_PER_REQUEST); split it into smaller requests")
+            errors.append(
+                f"request: needs {activities} activities, more than the cap of {max_activities} activities "
+                "per request (MAX_ACTIVITIES_PER_REQUEST); split it into smaller requests"
+            )
 
     if errors:
         return Rejection(
@@ -265,7 +276,7 @@ def _exclude(exclude: Any, nested: Any, source_type: str | None, errors: list[st
     if exclude is None:
         return ()
     if not isinstance(exclude, dict):
-        errors.append(f"{where}: must be an object {{\"contact_ids\": [...]}}, got {_kind(exclude)}")
+        errors.append(f'{where}: must be an object {{"contact_ids": [...]}}, got {_kind(exclude)}')
         return ()
     for key in exclude:
         if key != "contact_ids":

@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from untag.activity import ActivityStatus, request_state
 from untag.aws_limits import SNS_MESSAGE_MAX_BYTES, sns_entry_bytes
@@ -26,13 +27,13 @@ _EVENT_NAMESPACE = uuid.UUID("5b0f5d4e-5a8c-4c8e-9a54-2f0d2f7c1a11")
 
 def utc_timestamp(epoch: float) -> str:
     """ISO-8601 UTC with a Z, to the second, as in the contract's examples."""
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_utc(timestamp: Any) -> float | None:
     """Epoch seconds of a ``utc_timestamp`` (None if it is not one)."""
     try:
-        return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+        return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
     except (TypeError, ValueError):
         return None
 
@@ -118,7 +119,8 @@ def fit_in_one_message(event: dict[str, Any]) -> dict[str, Any]:
     if isinstance(body, str):
         event["original_body"] = ""
         truncated["original_body"] = {
-            "bytes": utf8_size(body), "shown_bytes": 0,
+            "bytes": utf8_size(body),
+            "shown_bytes": 0,
             "sha256": hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest(),
         }
         event["truncated"] = truncated

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import Any, Callable
+from typing import Any
 
 from untag.config import Config, load_config
-
 
 # Secrets Manager calls are bounded so that a token refresh has a known longest duration
 # (untag.tokens.longest_refresh_seconds): 1 s to connect, 3 s to answer, no botocore retries
@@ -43,8 +43,12 @@ class Services:
     def store(self):
         from untag.store import ActivityStore
 
-        return ActivityStore(lambda: self.aws("dynamodb"), self.config.table_name,
-                             retention_days=self.config.retention_days, clock=self.clock)
+        return ActivityStore(
+            lambda: self.aws("dynamodb"),
+            self.config.table_name,
+            retention_days=self.config.retention_days,
+            clock=self.clock,
+        )
 
     @cached_property
     def controls(self):
@@ -79,8 +83,9 @@ class Services:
         return ConstantContactClient(
             self.config.api_base_url,
             self.tokens,
-            rate_limiter=SharedRateLimiter(self.controls, self.config.requests_per_second, clock=self.clock,
-                                           sleep=self.sleep),
+            rate_limiter=SharedRateLimiter(
+                self.controls, self.config.requests_per_second, clock=self.clock, sleep=self.sleep
+            ),
             timeouts=(self.config.connect_timeout_seconds, self.config.read_timeout_seconds),
             session=session,
             sleep=self.sleep,

@@ -16,13 +16,15 @@ from untag.ports import Ports
 from untag.records import ActivityRecord, Publication, RequestRecord, RequestStatus
 from untag.result_event import finished_event, parse_utc, utc_timestamp
 
-
 PUBLISH_CHUNK = 100
 
 
-def finish_if_done(services: Ports, requests: Iterable[RequestRecord],
-                   known: dict[str, ActivityRecord] | None = None,
-                   budget: TimeBudget | None = None) -> tuple[set[str], set[str]]:
+def finish_if_done(
+    services: Ports,
+    requests: Iterable[RequestRecord],
+    known: dict[str, ActivityRecord] | None = None,
+    budget: TimeBudget | None = None,
+) -> tuple[set[str], set[str]]:
     """Finish every given pending request whose activities are all final.
 
     Returns (ids waiting for an activity, ids left for the next run because the time budget ran low).
@@ -84,7 +86,7 @@ def publish(services: Ports, publications: list[Publication]) -> int:
     if not publications:
         return 0
     accepted = services.publisher.publish(publications)
-    services.store.mark_published([publication for publication, ok in zip(publications, accepted) if ok])
+    services.store.mark_published([publication for publication, ok in zip(publications, accepted, strict=True) if ok])
     published = sum(accepted)
     count("ResultEventsPublished", published)
     if published < len(publications):

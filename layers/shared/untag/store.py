@@ -34,16 +34,30 @@ from untag.dynamodb import condition_failed as _condition_failed
 from untag.observability import logger
 from untag.records import ActivityRecord, AmbiguousCreate, Publication, RequestRecord
 from untag.request import UntagRequest
-
 from untag.table_items import (  # the table's keys and its item <-> record conversions
-    DUE_ACTIVITY, DUE_AMBIGUOUS, DUE_CREATE, DUE_INDEX, DUE_PUBLISH, activity_key, activity_record, publication,
-    rejection_key, request_key, request_record,
+    DUE_ACTIVITY,
+    DUE_AMBIGUOUS,
+    DUE_CREATE,
+    DUE_INDEX,
+    DUE_PUBLISH,
+    activity_key,
+    activity_record,
+    publication,
+    rejection_key,
+    request_key,
+    request_record,
 )
 
 
 class ActivityStore:
-    def __init__(self, client_factory: Callable[[], Any], table_name: str, *, retention_days: int = 30,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        client_factory: Callable[[], Any],
+        table_name: str,
+        *,
+        retention_days: int = 30,
+        clock: Callable[[], float] = time.time,
+    ):
         self._client_factory = client_factory
         self._table = table_name
         self._retention_seconds = retention_days * 86400
@@ -58,8 +72,9 @@ class ActivityStore:
 
     # -- requests -------------------------------------------------------------------------
 
-    def accept_request(self, request: UntagRequest, *, received_at: str, planned: int,
-                       lease_seconds: float | None) -> tuple[bool, dict[str, Any]]:
+    def accept_request(
+        self, request: UntagRequest, *, received_at: str, planned: int, lease_seconds: float | None
+    ) -> tuple[bool, dict[str, Any]]:
         """Record an accepted request with its plan, on the creation work list: (True, the record) if
         recorded now, else (False, the record that already holds this request id).
 
@@ -155,19 +170,27 @@ class ActivityStore:
         keys = [request_key(request_id) for request_id in dict.fromkeys(request_ids)]
         return {item["request_id"]: request_record(item) for item in batch_get(self._db, self._table, keys)}
 
-    def record_activity(self, activity: ActivityStatus, carried: list[tuple[str, int, bool]], *, first_poll_at: float,
-                        deadline_at: float) -> None:
+    def record_activity(
+        self,
+        activity: ActivityStatus,
+        carried: list[tuple[str, int, bool]],
+        *,
+        first_poll_at: float,
+        deadline_at: float,
+    ) -> None:
         """Store a just-created activity and link it to each (request_id, chunk index, is-last-chunk)."""
         self._db.put_item(
             TableName=self._table,
-            Item=dump({
-                **activity_key(activity.activity_id),
-                **{key: value for key, value in activity.as_event().items() if value is not None},
-                "request_ids": sorted({request_id for request_id, _, _ in carried}),
-                "deadline_at": moment(deadline_at),
-                "due": DUE_ACTIVITY,
-                "due_at": moment(first_poll_at),
-            }),
+            Item=dump(
+                {
+                    **activity_key(activity.activity_id),
+                    **{key: value for key, value in activity.as_event().items() if value is not None},
+                    "request_ids": sorted({request_id for request_id, _, _ in carried}),
+                    "deadline_at": moment(deadline_at),
+                    "due": DUE_ACTIVITY,
+                    "due_at": moment(first_poll_at),
+                }
+            ),
         )
         for request_id, index, last in carried:
             self._record_chunk(request_id, index, "activities", activity.activity_id, last)
@@ -178,7 +201,8 @@ class ActivityStore:
         Also listed for operators (``untag ambiguous``) on the ``AMBIGUOUS`` work list."""
         now = self._clock()
         answer = self._db.update_item(
-            TableName=self._table, Key=dump(request_key(request_id)),
+            TableName=self._table,
+            Key=dump(request_key(request_id)),
             UpdateExpression="SET ambiguous_creates.#index = if_not_exists(ambiguous_creates.#index, :zero) + :one",
             ConditionExpression="#status = :creating",
             ExpressionAttributeNames={"#index": str(index), "#status": "status"},
@@ -186,17 +210,30 @@ class ActivityStore:
             ReturnValues="ALL_NEW",
         )
         times = int(load(answer["Attributes"])["ambiguous_creates"][str(index)])
-        self._db.put_item(TableName=self._table, Item=dump({
-            "pk": f"REQUEST#{request_id}", "sk": f"AMBIGUOUS#{index}#{times}", "request_id": request_id,
-            "chunk": index, "error": error[:300], "at": moment(now), "due": DUE_AMBIGUOUS, "due_at": moment(now),
-            "expires_at": self._expires_at(),
-        }))
+        self._db.put_item(
+            TableName=self._table,
+            Item=dump(
+                {
+                    "pk": f"REQUEST#{request_id}",
+                    "sk": f"AMBIGUOUS#{index}#{times}",
+                    "request_id": request_id,
+                    "chunk": index,
+                    "error": error[:300],
+                    "at": moment(now),
+                    "due": DUE_AMBIGUOUS,
+                    "due_at": moment(now),
+                    "expires_at": self._expires_at(),
+                }
+            ),
+        )
         return times
 
     def ambiguous_creates(self, *, limit: int = 1000) -> list[AmbiguousCreate]:
         """Creates that got no clear answer, oldest first (each may have left an activity nobody follows)."""
-        return [AmbiguousCreate(item["request_id"], int(item["chunk"]), float(item["at"]), item.get("error", ""))
-                for item in self._due(DUE_AMBIGUOUS, limit=limit)]
+        return [
+            AmbiguousCreate(item["request_id"], int(item["chunk"]), float(item["at"]), item.get("error", ""))
+            for item in self._due(DUE_AMBIGUOUS, limit=limit)
+        ]
 
     def record_creation_error(self, request_id: str, index: int, message: str, *, last: bool) -> None:
         self._record_chunk(request_id, index, "creation_errors", message, last)
@@ -222,8 +259,10 @@ class ActivityStore:
             if not _condition_failed(error):
                 raise
             # Another invocation took the request over after this one's lease ran out, and finished it.
-            logger.warning("request no longer being created here; chunk not recorded",
-                           extra={"request_id": request_id, "chunk": index})
+            logger.warning(
+                "request no longer being created here; chunk not recorded",
+                extra={"request_id": request_id, "chunk": index},
+            )
 
     def finish_request(self, request_id: str, event: dict[str, Any]) -> Publication | None:
         """pending -> finished, storing the result event to publish; its publication, or None if
@@ -238,11 +277,17 @@ class ActivityStore:
                 # (the creation errors are in the event now: the record with its event stays one item)
                 ConditionExpression="#status = :pending",
                 ExpressionAttributeNames={"#status": "status", "#due": "due"},
-                ExpressionAttributeValues=dump({
-                    ":finished": "finished", ":pending": "pending", ":finished_at": event["finished_at"],
-                    ":event": json.dumps(event), ":publish": DUE_PUBLISH, ":now": moment(now),
-                    ":expires": self._expires_at(),
-                }),
+                ExpressionAttributeValues=dump(
+                    {
+                        ":finished": "finished",
+                        ":pending": "pending",
+                        ":finished_at": event["finished_at"],
+                        ":event": json.dumps(event),
+                        ":publish": DUE_PUBLISH,
+                        ":now": moment(now),
+                        ":expires": self._expires_at(),
+                    }
+                ),
                 ReturnValues="ALL_NEW",
             )
             return publication(load(answer["Attributes"]))
@@ -254,12 +299,21 @@ class ActivityStore:
     def put_rejection(self, request_id: str, key: str, event: dict[str, Any]) -> Publication | None:
         """Store a rejection; its publication, or None if an earlier delivery already published it."""
         item = {
-            **rejection_key(request_id, key), "request_id": request_id, "status": "rejected",
-            "event": json.dumps(event), "due": DUE_PUBLISH, "due_at": moment(self._clock()), "expires_at": self._expires_at(),
+            **rejection_key(request_id, key),
+            "request_id": request_id,
+            "status": "rejected",
+            "event": json.dumps(event),
+            "due": DUE_PUBLISH,
+            "due_at": moment(self._clock()),
+            "expires_at": self._expires_at(),
         }
         try:
-            self._db.put_item(TableName=self._table, Item=dump(item), ConditionExpression="attribute_not_exists(pk)",
-                              ReturnValuesOnConditionCheckFailure="ALL_OLD")
+            self._db.put_item(
+                TableName=self._table,
+                Item=dump(item),
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
             return publication(item)
         except ClientError as error:
             if not _condition_failed(error):
@@ -270,9 +324,11 @@ class ActivityStore:
     def rejections(self, request_id: str) -> list[dict[str, Any]]:
         """The rejected events stored under a request id, oldest key first."""
         answer = self._db.query(
-            TableName=self._table, ConsistentRead=True,
+            TableName=self._table,
+            ConsistentRead=True,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :rejected)",
-            ExpressionAttributeValues=dump({":pk": request_key(request_id)["pk"], ":rejected": "REJECTED#"}))
+            ExpressionAttributeValues=dump({":pk": request_key(request_id)["pk"], ":rejected": "REJECTED#"}),
+        )
         return [json.loads(load(item)["event"]) for item in answer.get("Items", ())]
 
     # -- the poller's work list -------------------------------------------------------------
@@ -293,8 +349,11 @@ class ActivityStore:
             condition += " AND due_at <= :until"
             values[":until"] = moment(until)
         arguments = {
-            "TableName": self._table, "IndexName": DUE_INDEX, "KeyConditionExpression": condition,
-            "ExpressionAttributeNames": {"#due": "due"}, "ExpressionAttributeValues": dump(values),
+            "TableName": self._table,
+            "IndexName": DUE_INDEX,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": {"#due": "due"},
+            "ExpressionAttributeValues": dump(values),
             "ScanIndexForward": True,
         }
         items: list[dict[str, Any]] = []
@@ -338,7 +397,8 @@ class ActivityStore:
     def note_missing(self, activity_id: str, now: float, *, next_poll_at: float) -> float:
         """Constant Contact answered 404 for an activity: when it was first found missing (kept until seen)."""
         answer = self._db.update_item(
-            TableName=self._table, Key=dump(activity_key(activity_id)),
+            TableName=self._table,
+            Key=dump(activity_key(activity_id)),
             UpdateExpression="SET missing_since = if_not_exists(missing_since, :now), due_at = :due_at",
             ExpressionAttributeValues=dump({":now": moment(now), ":due_at": moment(next_poll_at)}),
             ReturnValues="ALL_NEW",  # (UPDATED_NEW may leave out an attribute if_not_exists kept)
@@ -347,9 +407,12 @@ class ActivityStore:
 
     def postpone_activity(self, activity_id: str, next_poll_at: float) -> None:
         self._db.update_item(
-            TableName=self._table, Key=dump(activity_key(activity_id)),
-            UpdateExpression="SET due_at = :due_at", ConditionExpression="attribute_exists(#due)",
-            ExpressionAttributeNames={"#due": "due"}, ExpressionAttributeValues=dump({":due_at": moment(next_poll_at)}),
+            TableName=self._table,
+            Key=dump(activity_key(activity_id)),
+            UpdateExpression="SET due_at = :due_at",
+            ConditionExpression="attribute_exists(#due)",
+            ExpressionAttributeNames={"#due": "due"},
+            ExpressionAttributeValues=dump({":due_at": moment(next_poll_at)}),
         )
 
     def settle_activity(self, activity_id: str) -> None:
@@ -358,9 +421,16 @@ class ActivityStore:
 
     def mark_published(self, publications: list[Publication]) -> None:
         """Take published events off the work list: whole-item puts, 25 a call (nothing else writes them now)."""
-        puts = [{"PutRequest": {"Item": dump({key: value for key, value in publication.stored.items()
-                                              if key not in ("due", "due_at")})}}
-                for publication in publications]
+        puts = [
+            {
+                "PutRequest": {
+                    "Item": dump(
+                        {key: value for key, value in publication.stored.items() if key not in ("due", "due_at")}
+                    )
+                }
+            }
+            for publication in publications
+        ]
         for start in range(0, len(puts), DYNAMODB_BATCH_WRITE_MAX_ITEMS):
             pending: dict[str, Any] = {self._table: puts[start : start + DYNAMODB_BATCH_WRITE_MAX_ITEMS]}
             for attempt in range(8):
@@ -372,7 +442,8 @@ class ActivityStore:
     def _leave_work_list(self, key: dict[str, str]) -> None:
         try:
             self._db.update_item(
-                TableName=self._table, Key=dump(key),
+                TableName=self._table,
+                Key=dump(key),
                 UpdateExpression="REMOVE #due, due_at SET expires_at = :expires",
                 ConditionExpression="attribute_exists(#due)",
                 ExpressionAttributeNames={"#due": "due"},

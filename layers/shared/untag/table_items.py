@@ -17,6 +17,7 @@ DUE_PUBLISH = "PUBLISH"
 DUE_CREATE = "CREATE"
 DUE_AMBIGUOUS = "AMBIGUOUS"
 
+
 def request_key(request_id: str) -> dict[str, str]:
     return {"pk": f"REQUEST#{request_id}", "sk": "REQUEST"}
 

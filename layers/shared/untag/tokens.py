@@ -12,7 +12,8 @@ import base64
 import json
 import time
 import uuid
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import requests
 
@@ -34,8 +35,14 @@ def longest_refresh_seconds(timeouts: tuple[float, float] = TOKEN_TIMEOUTS) -> f
     """The longest a refresh can take once it holds the lock: a re-read of the secret, the token endpoint's
     pacing, two token calls with the 429 pause between them, and every write of the result with its pauses."""
     token_call = timeouts[0] + timeouts[1]
-    return (SECRET_CALL_SECONDS + TOKEN_ENDPOINT_INTERVAL_SECONDS + 2 * token_call + 2 * TOKEN_ENDPOINT_INTERVAL_SECONDS
-            + (len(SECRET_WRITE_RETRIES) + 1) * SECRET_CALL_SECONDS + sum(SECRET_WRITE_RETRIES))
+    return (
+        SECRET_CALL_SECONDS
+        + TOKEN_ENDPOINT_INTERVAL_SECONDS
+        + 2 * token_call
+        + 2 * TOKEN_ENDPOINT_INTERVAL_SECONDS
+        + (len(SECRET_WRITE_RETRIES) + 1) * SECRET_CALL_SECONDS
+        + sum(SECRET_WRITE_RETRIES)
+    )
 
 
 def lock_lease_seconds(timeouts: tuple[float, float] = TOKEN_TIMEOUTS) -> float:
@@ -206,7 +213,6 @@ class TokenProvider:
         logger.info("Constant Contact access token refreshed")
         return renewed
 
-
     def _store(self, renewed: dict[str, Any]) -> None:
         """Write refreshed tokens to the secret, trying hard: losing a rotated refresh token locks the app out."""
         for pause in (*SECRET_WRITE_RETRIES, None):
@@ -218,9 +224,11 @@ class TokenProvider:
             if pause is not None:
                 self._sleep(pause)
         count("TokenRefreshFailed")
-        logger.critical("refreshed Constant Contact tokens could not be written to the secret; "
-                        "this instance keeps using them, others will need a re-authorisation",
-                        extra={"error": failure})
+        logger.critical(
+            "refreshed Constant Contact tokens could not be written to the secret; "
+            "this instance keeps using them, others will need a re-authorisation",
+            extra={"error": failure},
+        )
 
 
 def _json(response: requests.Response) -> dict[str, Any]:
