@@ -5,6 +5,8 @@ One file per entry point and envelope, each in the shape `sam local generate-eve
 
 - intake-sqs-batch.json          SQS batch: every source type, tolerated variants, a split request,
                                  an EventBridge and an SNS envelope, one invalid request
+- intake-names-and-emails.json   SQS batch in the CRM's words (contract section 4): tags by name,
+                                 contacts by e-mail address, excluded addresses, previews (dry runs)
 - intake-invalid.json            SQS batch of requests that break the contract (each is rejected)
 - intake-eventbridge-envelope.json  SQS event whose one body is an EventBridge event (rule -> SQS target,
                                  no input transformer): `detail` is the request, `id` its request id
@@ -23,112 +25,21 @@ The committed JSON files are the product; this script only keeps them consistent
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import json
 import sys
-import uuid
-from pathlib import Path
 from typing import Any
 
-EVENTS_DIR = Path(__file__).resolve().parent
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
-QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:untag-IntakeQueue"
-SENT_AT_MS = 1795687200000  # 2026-11-26T10:00:00Z
-NAMESPACE = uuid.UUID("5f1c7a52-6a7e-4f3b-9a34-0c0e6d7a2b10")  # stable ids: regenerating changes nothing
-
-
-def _id(name: str) -> str:
-    return str(uuid.uuid5(NAMESPACE, name))
-
-
-def sqs_record(name: str, body: str, index: int, message_attributes: dict[str, str] | None = None) -> dict[str, Any]:
-    """One record as Lambda's SQS event source delivers it (body always a string)."""
-    sent = SENT_AT_MS + index * 1000
-    receipt = base64.b64encode(hashlib.sha256(f"receipt-{name}".encode()).digest() * 3).decode()
-    record: dict[str, Any] = {
-        "messageId": _id(f"message-{name}"),
-        "receiptHandle": f"AQEB{receipt}",
-        "body": body,
-        "attributes": {
-            "ApproximateReceiveCount": "1",
-            "SentTimestamp": str(sent),
-            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
-            "ApproximateFirstReceiveTimestamp": str(sent + 12),
-        },
-        "messageAttributes": {
-            key: {"stringValue": value, "stringListValues": [], "binaryListValues": [], "dataType": "String"}
-            for key, value in (message_attributes or {}).items()
-        },
-        "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),  # as SQS computes it
-        "eventSource": "aws:sqs",
-        "eventSourceARN": QUEUE_ARN,
-        "awsRegion": REGION,
-    }
-    if message_attributes:  # Lambda adds the digest only when the message has attributes
-        record = {
-            **dict(list(record.items())[:6]),
-            "md5OfMessageAttributes": _attributes_md5(message_attributes),
-            **dict(list(record.items())[6:]),
-        }
-    return record
-
-
-def _attributes_md5(attributes: dict[str, str]) -> str:
-    """SQS's MD5 of String message attributes: length-prefixed name, type, transport byte 1, value."""
-    digest = hashlib.md5(usedforsecurity=False)
-    for name in sorted(attributes):
-        for part in (name.encode(), b"String"):
-            digest.update(len(part).to_bytes(4, "big") + part)
-        value = attributes[name].encode()
-        digest.update(b"\x01" + len(value).to_bytes(4, "big") + value)
-    return digest.hexdigest()
-
-
-def sqs_event(bodies: list[tuple[str, str]]) -> dict[str, Any]:
-    return {"Records": [sqs_record(name, body, index) for index, (name, body) in enumerate(bodies)]}
-
-
-def compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
-def eventbridge_envelope(name: str, detail: dict[str, Any]) -> dict[str, Any]:
-    """An EventBridge event as a rule delivers it to an SQS target."""
-    return {
-        "version": "0",
-        "id": _id(f"eventbridge-{name}"),
-        "detail-type": "Untag Requested",
-        "source": "crm.example",
-        "account": ACCOUNT,
-        "time": "2026-11-26T10:00:00Z",
-        "region": REGION,
-        "resources": [],
-        "detail": detail,
-    }
-
-
-def sns_envelope(name: str, message: dict[str, Any]) -> dict[str, Any]:
-    """An SNS notification as an SNS -> SQS subscription without raw delivery delivers it."""
-    topic_arn = f"arn:aws:sns:{REGION}:{ACCOUNT}:crm-untag-requests"
-    subscription = _id(f"subscription-{name}")
-    signature = base64.b64encode(hashlib.sha512(f"signature-{name}".encode()).digest() * 4).decode()
-    return {
-        "Type": "Notification",
-        "MessageId": _id(f"sns-{name}"),
-        "TopicArn": topic_arn,
-        "Message": compact(message),
-        "Timestamp": "2026-11-26T10:00:00.000Z",
-        "SignatureVersion": "1",
-        "Signature": signature,
-        "SigningCertURL": (
-            f"https://sns.{REGION}.amazonaws.com/SimpleNotificationService-9c6465fa7f48f5cacd23014631ec1136.pem"
-        ),
-        "UnsubscribeURL": (
-            f"https://sns.{REGION}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={topic_arn}:{subscription}"
-        ),
-    }
+from envelopes import (
+    ACCOUNT,
+    EVENTS_DIR,
+    REGION,
+    compact,
+    eventbridge_envelope,
+    sns_envelope,
+    sqs_event,
+    sqs_record,
+    stable_id,
+)
 
 
 def valid_batch() -> dict[str, Any]:
@@ -246,6 +157,48 @@ def valid_batch() -> dict[str, Any]:
     return sqs_event(requests)
 
 
+def names_batch() -> dict[str, Any]:
+    """Requests in the CRM's words (contract section 4); `make run` seeds the simulator's account to match."""
+    requests = {
+        "tag-names": {  # one name matches (ignoring case and spaces), one does not
+            "request_id": "crm-names-2026-12-02-1",
+            "source": {"contact_ids": ["c-1", "c-2"]},
+            "tag_names": [" churned-2026", "No Such Tag"],
+        },
+        "emails": {  # addresses as a CRM exports them; one unknown to Constant Contact
+            "request_id": "crm-2026-12-02-7",
+            "source": {"emails": ["Ana@Example.com ", "bo@example.com", "nobody@example.com"]},
+            "tag_names": ["churned-2026"],
+            "tag_ids": ["t-churn-risk"],
+            "metadata": {"origin": "reverse-etl"},
+        },
+        "exclude-emails": {
+            "request_id": "crm-lists-2026-12-02-2",
+            "source": {"list_ids": ["l-newsletter"]},
+            "exclude": {"emails": ["ana@example.com"], "contact_ids": ["c-9"]},
+            "tag_names": ["VIP"],
+        },
+        "preview": {  # a dry run: nothing is created, a previewed event says what would be
+            "request_id": "crm-preview-2026-12-02-3",
+            "source": {"list_ids": ["l-newsletter", "l-promotions"]},
+            "tag_names": ["churned-2026", "vip"],
+            "dry_run": True,
+        },
+        "preview-emails": {
+            "request_id": "crm-preview-2026-12-02-4",
+            "source": {"emails": ["ana@example.com", "carla@example.com", "ghost@example.com"]},
+            "tag_ids": ["t-churn-risk"],
+            "dry_run": True,
+        },
+        "nothing-resolves": {  # failed: no contact has this address
+            "request_id": "crm-names-2026-12-02-5",
+            "source": {"emails": ["ghost@example.com"]},
+            "tag_ids": ["t-churn-risk"],
+        },
+    }
+    return sqs_event([(name, compact(request)) for name, request in requests.items()])
+
+
 def invalid_batch() -> dict[str, Any]:
     requests: list[tuple[str, str]] = [
         ("not-json", "remove tag t-1 from c-1 please"),
@@ -324,6 +277,16 @@ def invalid_batch() -> dict[str, Any]:
             ),
         ),
         ("body-not-object", compact(["c-1", "t-1"])),
+        (
+            "invalid-email",
+            compact({"request_id": "bad-invalid-email", "source": {"emails": ["ana@example"]}, "tag_ids": ["t-1"]}),
+        ),
+        (
+            "dry-run-not-boolean",
+            compact(
+                {"request_id": "bad-dry-run", "source": {"list_ids": ["l-1"]}, "tag_names": ["vip"], "dry_run": "yes"}
+            ),
+        ),
     ]
     return sqs_event(requests)
 
@@ -353,14 +316,14 @@ def sns_envelope_event() -> dict[str, Any]:
 def redriven_event() -> dict[str, Any]:
     """A message moved back from the dead-letter queue (`untag dlq redrive`): its first id rides along."""
     body = compact({"source": {"contact_ids": ["c-300"]}, "tag_ids": ["t-redriven"]})  # no request_id
-    return {"Records": [sqs_record("redriven", body, 0, {"request_id": _id("message-redriven-first-delivery")})]}
+    return {"Records": [sqs_record("redriven", body, 0, {"request_id": stable_id("message-redriven-first-delivery")})]}
 
 
 def poller_scheduled() -> dict[str, Any]:
     """A scheduled event (EventBridge "Scheduled Event" shape); the poller does not depend on its content."""
     return {
         "version": "0",
-        "id": _id("poller-scheduled"),
+        "id": stable_id("poller-scheduled"),
         "detail-type": "Scheduled Event",
         "source": "aws.scheduler",
         "account": ACCOUNT,
@@ -376,6 +339,7 @@ def samples() -> dict[str, str]:
     events = {
         "intake-sqs-batch.json": valid_batch(),
         "intake-invalid.json": invalid_batch(),
+        "intake-names-and-emails.json": names_batch(),
         "intake-eventbridge-envelope.json": eventbridge_envelope_event(),
         "intake-sns-envelope.json": sns_envelope_event(),
         "intake-redriven.json": redriven_event(),

@@ -74,6 +74,9 @@ def _accepted(store: ActivityStore, record: RequestRecord) -> dict[str, Any]:
         "percent_done": percent,
         "source_type": record.source_type,
         "tag_ids": list(record.tag_ids),
+        "tag_names": list(record.tag_names),
+        "resolution": record.resolution.as_item() if record.resolution else None,
+        "dry_run": record.dry_run,
         "metadata": record.metadata,
         "received_at": record.received_at,
         "finished_at": record.finished_at,
@@ -90,13 +93,16 @@ def print_report(report: dict[str, Any]) -> None:
         lines.append("state      rejected (never sent to Constant Contact)")
     elif report.get("state"):
         lines.append(f"state      {report['state']} (finished {report.get('finished_at')})")
+    elif report.get("status") == "resolving":
+        lines.append("state      resolving (tag names or e-mail addresses to ids, or a preview)")
     else:
         created = len(report["activities"]) + len(report["creation_errors"])
         lines.append(f"state      {report['status']} ({created} of {report['planned_activities']} activities created)")
     if report.get("status") != "rejected":
         lines += [
             f"received   {report.get('received_at')}",
-            f"removes    {', '.join(report.get('tag_ids') or ())} (source {report.get('source_type')})",
+            f"removes    {', '.join(report.get('tag_ids') or report.get('tag_names') or ())}"
+            f" (source {report.get('source_type')})",
             f"progress   {report['percent_done']}%",
         ]
         if report.get("metadata") is not None:

@@ -154,6 +154,7 @@ def start_constant_contact(args: argparse.Namespace, stack: Any, exits: ExitStac
             token_file=token_file,
         )
 
+    from devkit import sample_account
     from devkit.simulator import ConstantContactSimulator
 
     seconds = ACTIVITY_SECONDS / args.speed
@@ -166,6 +167,7 @@ def start_constant_contact(args: argparse.Namespace, stack: Any, exits: ExitStac
     )
     simulator.start()
     exits.callback(simulator.stop)
+    sample_account.seed(simulator)  # the tags and contacts the sample requests name
     return ConstantContact(
         simulator.base_url,
         simulator.token_url,

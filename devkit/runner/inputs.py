@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = ROOT / "events"
-SAMPLE_EVENT_FILES = ("intake-sqs-batch.json", "intake-invalid.json")
+SAMPLE_EVENT_FILES = ("intake-sqs-batch.json", "intake-names-and-emails.json", "intake-invalid.json")
 
 
 class RunnerError(Exception):
@@ -21,7 +21,8 @@ class RunnerError(Exception):
 
 
 def sample_requests() -> list[str]:
-    """The request bodies of the sample SQS events in events/ (every source type, a split one, invalid ones)."""
+    """The request bodies of the sample SQS events in events/ (every source type, a split one, names and
+    addresses, previews, invalid ones)."""
     bodies: list[str] = []
     for name in SAMPLE_EVENT_FILES:
         event = json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))

@@ -12,7 +12,7 @@ from devkit.runner.tracker import Tracker
 
 EVENTS_SHOWN_IN_FULL = 20  # more result events than this: only the first EVENTS_SHOWN_WHEN_MANY are printed
 EVENTS_SHOWN_WHEN_MANY = 10
-STATE_ORDER = ("completed", "failed", "timed_out", "cancelled", "rejected")
+STATE_ORDER = ("completed", "previewed", "failed", "timed_out", "cancelled", "rejected")
 
 
 def render_table(rows: list[tuple[Any, ...]], header: tuple[str, ...] | None = None, indent: str = "  ") -> str:
@@ -47,6 +47,10 @@ def cc_endpoint(method: str, path: str) -> str:
         return "get (GET activities/{id})"
     if path == TOKEN_PATH:
         return "token (POST oauth2 token)"
+    if path.endswith("/contact_tags"):
+        return "tags (GET contact_tags)"
+    if path.endswith("/contacts"):
+        return "contacts (GET contacts: sync, lookups, counts)"
     return f"{method} {path}"
 
 

@@ -96,7 +96,7 @@ class Tracker:
             else [
                 key
                 for key in self.missing
-                if settled_too or (self.records.get(key) or {}).get("status", "creating") == "creating"
+                if settled_too or (self.records.get(key) or {}).get("status", "creating") in ("creating", "resolving")
             ]
         )
         by_record = {(self.expected[key].record_key["pk"], self.expected[key].record_key["sk"]): key for key in wanted}
@@ -172,6 +172,8 @@ class Tracker:
             status = (record or {}).get("status")
             if record is None:
                 reasons["not accepted from the intake queue"] += 1
+            elif status == "resolving":
+                reasons["tag names or e-mail addresses being resolved"] += 1
             elif status == "creating":
                 reasons["activities still being created"] += 1
             elif status == "pending":

@@ -187,7 +187,7 @@ def test_the_invalid_sample_batch_is_rejected_without_retry_and_without_any_api_
             assert by_body[record["body"]]["request_id"] == record["messageId"]
     # And the table holds the rejections only, all published
     assert table.requests() == {} and table.activities() == {}
-    assert len(table.rejections()) == 11 and all("due" not in item for item in table.rejections())
+    assert len(table.rejections()) == 13 and all("due" not in item for item in table.rejections())
 
     # When SQS delivers the same batch again
     again = invoke.intake(event)
@@ -195,7 +195,7 @@ def test_the_invalid_sample_batch_is_rejected_without_retry_and_without_any_api_
     # Then it is still not retried, still not sent to Constant Contact, and not reported twice
     assert again == {"batchItemFailures": []}
     assert simulator.calls == []
-    assert len(invoke.results()) == 11
+    assert len(invoke.results()) == 13
 
 
 # --- transient failures: only the record concerned is retried ---------------------------------------

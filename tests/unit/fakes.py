@@ -13,8 +13,17 @@ from typing import Any
 from untag.activity import ActivityStatus
 from untag.budget import TimeBudget
 from untag.config import Config
-from untag.constant_contact import PermanentApiError, QuotaExceeded
-from untag.records import ActivityRecord, AmbiguousCreate, Publication, RequestRecord, RequestStatus
+from untag.constant_contact import Contact, PermanentApiError, QuotaExceeded, Tag
+from untag.records import (
+    ActivityRecord,
+    AmbiguousCreate,
+    Publication,
+    RequestRecord,
+    RequestStatus,
+    Resolution,
+    SyncState,
+    TagCache,
+)
 from untag.request import UntagRequest
 
 
@@ -36,6 +45,7 @@ class Store:
         self.clock = clock
         self.requests: dict[str, RequestRecord] = {}
         self.creation_due: dict[str, float] = {}  # request id -> due_at (on the CREATE list)
+        self.resolution_due: dict[str, float] = {}  # request id -> due_at (on the RESOLVE list)
         self.activities: dict[str, ActivityRecord] = {}
         self.publications: dict[tuple[str, str], Publication] = {}
         self.publication_due: set[tuple[str, str]] = set()
@@ -48,9 +58,10 @@ class Store:
         if request.request_id in self.requests:
             return False, self.requests[request.request_id]
         lease_until = self.clock() + lease_seconds if lease_seconds else 0.0
+        resolving = request.needs_resolution
         record = RequestRecord(
             request.request_id,
-            RequestStatus.CREATING,
+            RequestStatus.RESOLVING if resolving else RequestStatus.CREATING,
             request.fingerprint,
             request.tag_ids,
             request.source_type,
@@ -60,10 +71,53 @@ class Store:
             request.exclude_contact_ids,
             request.metadata,
             lease_until=lease_until,
+            tag_names=request.tag_names,
+            exclude_emails=request.exclude_emails,
+            dry_run=request.dry_run,
         )
         self.requests[request.request_id] = record
-        self.creation_due[request.request_id] = max(self.clock(), lease_until)
+        (self.resolution_due if resolving else self.creation_due)[request.request_id] = max(self.clock(), lease_until)
         return True, record
+
+    def due_resolutions(self, *, until: float | None, limit: int) -> list[RequestRecord]:
+        due = sorted((at, rid) for rid, at in self.resolution_due.items() if until is None or at <= until)
+        return [self.requests[request_id] for _, request_id in due[:limit]]
+
+    def hold_resolution(self, request_id: str, *, lease_seconds: float) -> RequestRecord | None:
+        record = self.requests[request_id]
+        if record.status is not RequestStatus.RESOLVING or record.lease_until >= self.clock():
+            return None
+        record = self.requests[request_id] = replace(record, lease_until=self.clock() + lease_seconds)
+        self.resolution_due[request_id] = record.lease_until
+        return record
+
+    def resolve_request(
+        self,
+        request_id: str,
+        *,
+        tag_ids: tuple[str, ...],
+        source_ids: tuple[str, ...],
+        exclude_contact_ids: tuple[str, ...],
+        planned: int,
+        resolution: Resolution,
+    ) -> bool:
+        record = self.requests[request_id]
+        if record.status is not RequestStatus.RESOLVING:
+            return False
+        self.requests[request_id] = replace(
+            record,
+            status=RequestStatus.CREATING,
+            tag_ids=tag_ids,
+            source_ids=source_ids,
+            exclude_contact_ids=exclude_contact_ids,
+            planned=planned,
+            resolution=resolution,
+            exclude_emails=(),
+            lease_until=0.0,
+        )
+        self.resolution_due.pop(request_id, None)
+        self.creation_due[request_id] = self.clock()
+        return True
 
     def due_creations(self, *, until: float | None, limit: int) -> list[RequestRecord]:
         due = sorted((at, request_id) for request_id, at in self.creation_due.items() if until is None or at <= until)
@@ -79,9 +133,10 @@ class Store:
 
     def let_go(self, request_id: str, *, due_at: float) -> None:
         record = self.requests[request_id]
-        if record.status is RequestStatus.CREATING:
+        if record.status in (RequestStatus.CREATING, RequestStatus.RESOLVING):
             self.requests[request_id] = replace(record, lease_until=0.0)
-            self.creation_due[request_id] = due_at
+            due = self.creation_due if record.status is RequestStatus.CREATING else self.resolution_due
+            due[request_id] = due_at
 
     def get_requests(self, request_ids: Iterable[str]) -> dict[str, RequestRecord]:
         return {request_id: self.requests[request_id] for request_id in request_ids if request_id in self.requests}
@@ -125,8 +180,9 @@ class Store:
 
     def finish_request(self, request_id: str, event: dict[str, Any]) -> Publication | None:
         record = self.requests[request_id]
-        if record.status is not RequestStatus.PENDING:
+        if record.status not in (RequestStatus.PENDING, RequestStatus.RESOLVING):
             return None
+        self.resolution_due.pop(request_id, None)
         text = json.dumps(event)
         self.requests[request_id] = replace(
             record, status=RequestStatus.FINISHED, event=text, finished_at=event["finished_at"], creation_errors={}
@@ -189,6 +245,7 @@ class Store:
 class Controls:
     def __init__(self):
         self.spent = False
+        self.calls_taken: dict[str, int] = {}
 
     def quota_spent(self) -> bool:
         return self.spent
@@ -206,6 +263,45 @@ class Controls:
     def reserve_slot(self, slot: int) -> bool:
         return True
 
+    def take_calls(self, purpose: str, calls: int, share: int) -> int:
+        granted = max(0, min(calls, share - self.calls_taken.get(purpose, 0)))
+        self.calls_taken[purpose] = self.calls_taken.get(purpose, 0) + granted
+        return granted
+
+    def return_calls(self, purpose: str, calls: int) -> None:
+        self.calls_taken[purpose] -= calls
+
+
+class Directory:
+    """The contact directory (by address) and the tag cache, in memory."""
+
+    def __init__(self):
+        self.contacts: dict[str, str] = {}
+        self.state = SyncState()
+        self.tags = TagCache()
+
+    def lookup(self, emails: Iterable[str]) -> dict[str, str]:
+        return {email: self.contacts[email] for email in emails if email in self.contacts}
+
+    def apply(self, contacts: Iterable[Contact]) -> None:
+        for contact in contacts:
+            if not contact.deleted:
+                self.contacts[contact.email] = contact.contact_id
+            elif self.contacts.get(contact.email) == contact.contact_id:
+                del self.contacts[contact.email]
+
+    def sync_state(self) -> SyncState:
+        return self.state
+
+    def save_sync_state(self, state: SyncState) -> None:
+        self.state = state
+
+    def tag_cache(self) -> TagCache:
+        return self.tags
+
+    def save_tag_cache(self, cache: TagCache) -> None:
+        self.tags = cache
+
 
 class ConstantContact:
     """Constant Contact as the use cases see it: creates (with scripted failures), reads, a state per activity."""
@@ -217,6 +313,38 @@ class ConstantContact:
         self.states: dict[str, str] = {}  # activity id -> state Constant Contact reports
         self.unknown: set[str] = set()  # activities answered with 404
         self.calls: list[str] = []
+        self.tags: dict[str, str] = {}  # tag id -> name
+        self.contacts: dict[str, Contact] = {}  # contact id -> contact (updated in order: the sync's order)
+        self.page = 2  # entries a page of tags or contacts
+
+    def add_contact(self, email: str, contact_id: str | None = None, *, deleted: bool = False) -> str:
+        contact_id = contact_id or f"c-{len(self.contacts) + 1}"
+        self.contacts.pop(contact_id, None)
+        self.contacts[contact_id] = Contact(contact_id, email, deleted)
+        return contact_id
+
+    def list_tags(self, *, next_link: str | None = None) -> tuple[list[Tag], str | None]:
+        self.calls.append("tags")
+        return self._page([Tag(tag_id, name) for tag_id, name in self.tags.items()], next_link)
+
+    def list_contacts(
+        self, *, updated_after: str | None = None, next_link: str | None = None
+    ) -> tuple[list[Contact], str | None]:
+        self.calls.append("contacts")
+        return self._page(list(self.contacts.values()), next_link)
+
+    def find_contact(self, email: str) -> str | None:
+        self.calls.append("lookup")
+        return next((c.contact_id for c in self.contacts.values() if c.email == email and not c.deleted), None)
+
+    def count_contacts(self, criteria: dict[str, str]) -> int | None:
+        self.calls.append("count")
+        return 7 * len(next(iter(criteria.values())).split(","))
+
+    def _page(self, items: list[Any], link: str | None) -> tuple[list[Any], str | None]:
+        start = int(link or 0)
+        end = start + self.page
+        return items[start:end], str(end) if end < len(items) else None
 
     def create_tag_removal(self, body: dict[str, Any]) -> ActivityStatus:
         self.calls.append("create")
@@ -276,6 +404,7 @@ class Services:
     controls: Controls = field(default_factory=Controls)
     constant_contact: ConstantContact = field(default_factory=ConstantContact)
     publisher: Publisher = field(default_factory=Publisher)
+    directory: Directory = field(default_factory=Directory)
     store: Store = None  # type: ignore[assignment]
 
     def __post_init__(self):

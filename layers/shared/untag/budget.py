@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 RESERVE_SHARE = 0.2  # never keep back more than this share of the time the invocation started with
@@ -54,3 +55,8 @@ class TimeBudget:
     def lease_seconds(self) -> float:
         """How long a claim taken now must hold: to the end of this invocation, capped for unknown budgets."""
         return min(self.remaining(), 900.0) + 5.0
+
+
+def next_utc_midnight(now: float) -> float:
+    """When a spent daily quota is renewed (Constant Contact's day resets at 00:00 UTC)."""
+    return (math.floor(now / 86400) + 1) * 86400.0

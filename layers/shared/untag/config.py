@@ -33,6 +33,19 @@ class Config:
     time_reserve_seconds: float = 10.0  # stop starting API calls when less Lambda time is left
     connect_timeout_seconds: float = 3.05
     read_timeout_seconds: float = 6.0  # connect + read fit in the intake's 10 s time reserve
+    # Resolving names (contract section 4): the daily quota's shares for the contact directory's sync and the
+    # tag cache's refresh, and for per-address lookups and preview counts. Creation and polling have the rest,
+    # so resolving never starves them (docs/how-it-works.md, "Names and addresses").
+    daily_call_quota: int = 10_000
+    sync_quota_share: float = 0.10
+    lookup_quota_share: float = 0.05
+    tag_refresh_seconds: float = 300.0  # the tag cache is refreshed on a miss at most this often
+    directory_sync_seconds: float = 900.0  # the contact directory catches up with Constant Contact this often
+
+    def calls_for(self, purpose: str) -> int:
+        """Today's calls for ``sync`` or ``lookups``."""
+        share = self.sync_quota_share if purpose == "sync" else self.lookup_quota_share
+        return int(self.daily_call_quota * share)
 
 
 ENVIRONMENT = {
@@ -53,6 +66,11 @@ ENVIRONMENT = {
     "time_reserve_seconds": "TIME_RESERVE_SECONDS",
     "connect_timeout_seconds": "CC_CONNECT_TIMEOUT_SECONDS",
     "read_timeout_seconds": "CC_READ_TIMEOUT_SECONDS",
+    "daily_call_quota": "CC_DAILY_CALL_QUOTA",
+    "sync_quota_share": "SYNC_QUOTA_SHARE",
+    "lookup_quota_share": "LOOKUP_QUOTA_SHARE",
+    "tag_refresh_seconds": "TAG_REFRESH_SECONDS",
+    "directory_sync_seconds": "DIRECTORY_SYNC_SECONDS",
 }
 
 
@@ -84,6 +102,10 @@ def _parse(values: tuple[str | None, ...]) -> Config:
         value = getattr(config, name)
         if not (low <= value <= high):  # also refuses nan
             raise ConfigurationError(f"{ENVIRONMENT[name]}={value!r} is out of range [{low:g}, {high:g}]")
+    if config.sync_quota_share + config.lookup_quota_share > 0.5:
+        raise ConfigurationError(
+            "SYNC_QUOTA_SHARE + LOOKUP_QUOTA_SHARE must be at most 0.5: creating and polling activities keep the rest"
+        )
     return config
 
 
@@ -101,4 +123,9 @@ RANGES = {
     "time_reserve_seconds": (0.0, 60.0),
     "connect_timeout_seconds": (0.1, 60.0),
     "read_timeout_seconds": (0.1, 60.0),
+    "daily_call_quota": (1, 10_000_000),
+    "sync_quota_share": (0.0, 0.5),
+    "lookup_quota_share": (0.0, 0.5),
+    "tag_refresh_seconds": (0.0, 86_400.0),
+    "directory_sync_seconds": (0.0, 86_400.0),
 }

@@ -1,4 +1,5 @@
-"""The Constant Contact V3 client: the three activity endpoints, over one pooled ``requests.Session``.
+"""The Constant Contact V3 client: the activity endpoints, and the tag and contact reads that resolve names,
+over one pooled ``requests.Session``.
 
 Maps every answer to the service's words: an :class:`ActivityStatus`, or one of the errors
 below that say what the caller should do (give up, retry later, wait for the quota, fix the
@@ -10,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
@@ -19,7 +21,23 @@ from untag.activity import ActivityStatus
 from untag.observability import count, count_call, logger
 
 REMOVE_TAGS_PATH = "/activities/contacts_taggings_remove"
+PAGE_LIMIT = 500  # the largest page GET /activities, /contact_tags and /contacts serve
 THROTTLE_BACKOFF_SECONDS = (0.5, 1.0, 2.0)
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A contact as the directory needs it: its id, its e-mail address (normalised), whether it was deleted."""
+
+    contact_id: str
+    email: str
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class Tag:
+    tag_id: str
+    name: str
 
 
 class ApiError(Exception):
@@ -112,12 +130,47 @@ class ConstantContactClient:
             answer = self._call("GET", self._resolve(next_link), endpoint="list")
         else:
             answer = self._call("GET", f"{self._base_url}/activities", endpoint="list", params={"limit": limit})
-        items = answer.get("activities") if isinstance(answer, dict) else None
-        activities = [
-            ActivityStatus.from_api(item) for item in items or () if isinstance(item, dict) and item.get("activity_id")
+        activities = [ActivityStatus.from_api(item) for item in _items(answer, "activities") if item.get("activity_id")]
+        return activities, _next_link(answer)
+
+    def list_tags(self, *, next_link: str | None = None) -> tuple[list[Tag], str | None]:
+        """One page of GET /contact_tags (500 a page) and the next page's link."""
+        if next_link:
+            answer = self._call("GET", self._resolve(next_link), endpoint="tags")
+        else:
+            answer = self._call("GET", f"{self._base_url}/contact_tags", endpoint="tags", params={"limit": PAGE_LIMIT})
+        tags = [
+            Tag(str(item["tag_id"]), item["name"])
+            for item in _items(answer, "tags")
+            if item.get("tag_id") and isinstance(item.get("name"), str)
         ]
-        link = ((answer.get("_links") or {}).get("next") or {}).get("href") if isinstance(answer, dict) else None
-        return activities, link or None
+        return tags, _next_link(answer)
+
+    def list_contacts(
+        self, *, updated_after: str | None = None, next_link: str | None = None
+    ) -> tuple[list[Contact], str | None]:
+        """One page of GET /contacts?status=all (deleted ones included), changed after ``updated_after``."""
+        if next_link:
+            answer = self._call("GET", self._resolve(next_link), endpoint="contacts")
+        else:
+            params: dict[str, Any] = {"status": "all", "limit": PAGE_LIMIT}
+            if updated_after:
+                params["updated_after"] = updated_after
+            answer = self._call("GET", f"{self._base_url}/contacts", endpoint="contacts", params=params)
+        return [contact for contact in map(_contact, _items(answer, "contacts")) if contact], _next_link(answer)
+
+    def find_contact(self, email: str) -> str | None:
+        """GET /contacts?email=...: the id of the (not deleted) contact with this address, or None."""
+        answer = self._call("GET", f"{self._base_url}/contacts", endpoint="lookup", params={"email": email})
+        found = [contact for contact in map(_contact, _items(answer, "contacts")) if contact and not contact.deleted]
+        return next((contact.contact_id for contact in found if contact.email == email), None)
+
+    def count_contacts(self, criteria: dict[str, str]) -> int | None:
+        """How many contacts match (``contacts_count`` of GET /contacts?include_count=true&limit=1)."""
+        params = {**criteria, "include_count": "true", "limit": 1}
+        answer = self._call("GET", f"{self._base_url}/contacts", endpoint="count", params=params)
+        total = answer.get("contacts_count") if isinstance(answer, dict) else None
+        return total if isinstance(total, int) and not isinstance(total, bool) else None
 
     def _resolve(self, href: str) -> str:
         """A ``_links`` href on the configured API origin; anything else is refused (the token goes with it)."""
@@ -187,6 +240,26 @@ class ConstantContactClient:
             ) from None
         count_call(endpoint, f"{response.status_code // 100}xx")
         return response
+
+
+def _items(answer: Any, name: str) -> list[dict[str, Any]]:
+    items = answer.get(name) if isinstance(answer, dict) else None
+    return [item for item in items or () if isinstance(item, dict)]
+
+
+def _next_link(answer: Any) -> str | None:
+    """``_links.next.href`` of a page (absent or empty on the last page)."""
+    links = answer.get("_links") if isinstance(answer, dict) else None
+    link = ((links or {}).get("next") or {}).get("href") if isinstance(links, dict) else None
+    return link if isinstance(link, str) and link else None
+
+
+def _contact(item: dict[str, Any]) -> Contact | None:
+    email = item.get("email_address")
+    address = email.get("address") if isinstance(email, dict) else None
+    if not item.get("contact_id") or not isinstance(address, str):
+        return None
+    return Contact(str(item["contact_id"]), address.strip().lower(), deleted=bool(item.get("deleted_at")))
 
 
 def _origin(url: str) -> tuple[str, str]:

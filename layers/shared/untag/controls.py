@@ -3,21 +3,16 @@ refresh lock) and the rate limiter's slots. One quota policy for both functions.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from untag.budget import next_utc_midnight
 from untag.dynamodb import condition_failed, dump, load
 
 QUOTA_KEY = {"pk": "CONTROL#quota", "sk": "CONTROL"}
-
-
-def next_utc_midnight(now: float) -> float:
-    """When a spent daily quota is renewed (Constant Contact's day resets at 00:00 UTC)."""
-    return (math.floor(now / 86400) + 1) * 86400.0
 
 
 class Controls:
@@ -48,6 +43,49 @@ class Controls:
             Item=dump({**QUOTA_KEY, "blocked_until": int(until), "expires_at": int(until + 86400)}),
         )
         return until
+
+    def take_calls(self, purpose: str, calls: int, share: int) -> int:
+        """Take up to ``calls`` of today's Constant Contact calls for ``purpose`` (directory sync, lookups),
+        whose share of the daily quota is ``share`` calls; how many were granted (0 when the share is spent).
+
+        One conditional write per grant: a counter per purpose in an item per UTC day."""
+        day = time.strftime("%Y-%m-%d", time.gmtime(self._clock()))
+        key = dump({"pk": f"CONTROL#calls#{day}", "sk": "CONTROL"})
+        wanted = calls
+        for _ in range(2):
+            if wanted <= 0:
+                return 0
+            try:
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression="ADD #purpose :calls SET expires_at = :expires",
+                    ConditionExpression="attribute_not_exists(#purpose) OR #purpose <= :room",
+                    ExpressionAttributeNames={"#purpose": purpose},
+                    ExpressionAttributeValues=dump(
+                        {":calls": wanted, ":room": share - wanted, ":expires": int(self._clock() + 2 * 86400)}
+                    ),
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                return wanted
+            except ClientError as error:
+                if not condition_failed(error):
+                    raise
+                spent = int(load(error.response.get("Item") or {}).get(purpose, share))
+                wanted = min(wanted, share - spent)  # what is left of the share: one more try
+        return 0
+
+    def return_calls(self, purpose: str, calls: int) -> None:
+        """Give back calls taken and not made."""
+        if calls > 0:
+            day = time.strftime("%Y-%m-%d", time.gmtime(self._clock()))
+            self._db.update_item(
+                TableName=self._table,
+                Key=dump({"pk": f"CONTROL#calls#{day}", "sk": "CONTROL"}),
+                UpdateExpression="ADD #purpose :calls",
+                ExpressionAttributeNames={"#purpose": purpose},
+                ExpressionAttributeValues=dump({":calls": -calls}),
+            )
 
     # -- leases ------------------------------------------------------------------------------
 

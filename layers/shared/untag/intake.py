@@ -29,6 +29,7 @@ from untag.request import (
     can_share_activities,
     read_request,
 )
+from untag.resolution import resolve_due
 from untag.result_event import rejected_event, rejection_key, utc_timestamp
 from untag.settlement import publish
 
@@ -83,6 +84,9 @@ def _record_all(
             if isinstance(outcome, Rejection):
                 _reject(services, outcome, message)
                 continue
+            if outcome.needs_resolution:  # names to resolve first: on the resolution work list
+                _accept(services, outcome, message, lease=None)
+                continue
             cost = planned_chunks(outcome)
             if can_share_activities(outcome):
                 cost = max(
@@ -102,9 +106,12 @@ def _record_all(
 
 
 def _drive(services: Ports, budget: TimeBudget, held: list[RequestRecord]) -> None:
-    """Phase 3: create activities with the time left (the held requests first). The messages are done."""
+    """Phase 3: create activities with the time left (the held requests first), resolve names, create the
+    activities of what resolved. The messages are done."""
     try:
         create_due(services, budget, held)
+        if resolve_due(services, budget).resolved:
+            create_due(services, budget)
     except Exception:  # noqa: BLE001 - the requests are recorded; the next driver resumes them
         logger.exception("activity creation stopped by an error; the next run resumes it")
 
@@ -125,9 +132,8 @@ def _accept(services: Ports, request: UntagRequest, message: Message, *, lease: 
     """Record a valid request; the record when this invocation holds it to create its activities now."""
     store = services.store
     received_at = utc_timestamp(message.sent_at or services.clock())
-    created, record = store.accept_request(
-        request, received_at=received_at, planned=planned_chunks(request), lease_seconds=lease
-    )
+    planned = 0 if request.needs_resolution else planned_chunks(request)  # (known once resolved)
+    created, record = store.accept_request(request, received_at=received_at, planned=planned, lease_seconds=lease)
     if created:
         count("RequestsReceived")
         return record if lease is not None else None

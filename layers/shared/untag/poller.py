@@ -22,6 +22,7 @@ from untag.creation import create_due
 from untag.observability import MetricUnit, count, logger, metrics
 from untag.ports import Ports
 from untag.records import ActivityRecord, RequestStatus
+from untag.resolution import keep_directory_current, resolve_due
 from untag.result_event import parse_utc, utc_timestamp
 from untag.settlement import finish_if_done, publish
 
@@ -40,6 +41,7 @@ class PollReport:
     requests_waiting: int = 0
     events_published: int = 0
     activities_created: int = 0
+    requests_resolved: int = 0
     skipped: str = ""
     listed: bool = False  # a GET /activities page was read in this run: the API root answers
 
@@ -101,7 +103,9 @@ def poll(services: Ports, budget: TimeBudget) -> PollReport:
             store.postpone_activity(record.activity_id, next_poll_at)
 
     report.requests_waiting = _settle(services, final, budget)
-    if not report.skipped:  # then, with the time left, create what accepted requests still miss
+    if not report.skipped:  # then, with the time left: keep the directory current, resolve names, create
+        keep_directory_current(services, budget)
+        report.requests_resolved = resolve_due(services, budget).resolved
         report.activities_created = create_due(services, budget).activities_created
     _report_waiting_requests(services, now)
     return report
@@ -110,6 +114,7 @@ def poll(services: Ports, budget: TimeBudget) -> PollReport:
 def _report_waiting_requests(services: Ports, now: float) -> None:
     """How long the longest-waiting recorded request has waited for its activities (RequestsWaitingAlarm)."""
     waiting = services.store.due_creations(until=None, limit=100)  # held ones included; the list's head
+    waiting += services.store.due_resolutions(until=None, limit=100)
     received = [moment for moment in (parse_utc(record.received_at) for record in waiting) if moment is not None]
     age = max(0.0, now - min(received)) if received else 0.0
     metrics.add_metric(name="OldestWaitingRequestAgeSeconds", unit=MetricUnit.Seconds, value=age)

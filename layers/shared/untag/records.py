@@ -6,20 +6,61 @@ it sees an item, a Decimal or a JSON-in-a-string.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from untag.activity import ActivityStatus
-from untag.request import UntagRequest
+from untag.request import UntagRequest, tag_name_key
 
 
 class RequestStatus(StrEnum):
-    """A recorded request: its activities being created, then pending, then finished (its event stored)."""
+    """A recorded request: its names being resolved (or its preview answered), its activities being created,
+    then pending, then finished (its event stored)."""
 
+    RESOLVING = "resolving"
     CREATING = "creating"
     PENDING = "pending"
     FINISHED = "finished"
+
+
+UNRESOLVED_EMAILS_SHOWN = 100  # a result event lists the first 100 unresolved addresses, and their count
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What the names and e-mail addresses of a request resolved to (contract section 4)."""
+
+    contacts: int = 0  # contact ids found for the request's e-mail addresses (source and exclude)
+    tags: int = 0  # tag ids found for its tag names
+    unresolved_tag_names: tuple[str, ...] = ()
+    unresolved_emails: int = 0
+    unresolved_emails_first: tuple[str, ...] = ()
+
+    def resolved(self) -> dict[str, int]:
+        return {"contacts": self.contacts, "tags": self.tags}
+
+    def unresolved(self) -> dict[str, Any]:
+        return {
+            "tag_names": list(self.unresolved_tag_names),
+            "emails": {"count": self.unresolved_emails, "first": list(self.unresolved_emails_first)},
+        }
+
+    def as_item(self) -> dict[str, Any]:
+        return {"resolved": self.resolved(), "unresolved": self.unresolved()}
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Resolution:
+        unresolved = item.get("unresolved") or {}
+        emails = unresolved.get("emails") or {}
+        return cls(
+            contacts=int((item.get("resolved") or {}).get("contacts", 0)),
+            tags=int((item.get("resolved") or {}).get("tags", 0)),
+            unresolved_tag_names=tuple(unresolved.get("tag_names") or ()),
+            unresolved_emails=int(emails.get("count", 0)),
+            unresolved_emails_first=tuple(emails.get("first") or ()),
+        )
 
 
 @dataclass(frozen=True)
@@ -40,12 +81,32 @@ class RequestRecord:
     lease_until: float = 0.0  # held by an invocation creating its activities until then
     finished_at: str | None = None
     event: str | None = None  # the result event, as published (JSON), once finished
+    tag_names: tuple[str, ...] = ()  # as asked (contract section 4)
+    exclude_emails: tuple[str, ...] = ()  # until resolved
+    dry_run: bool = False
+    resolution: Resolution | None = None  # once the names and addresses are resolved
+
+    @property
+    def request(self) -> UntagRequest:
+        """The request as accepted (while resolving: with its names and addresses)."""
+        return UntagRequest(
+            self.request_id,
+            self.source_type,
+            self.source_ids,
+            self.tag_ids,
+            self.exclude_contact_ids,
+            self.metadata,
+            self.tag_names,
+            self.exclude_emails,
+            self.dry_run,
+        )
 
     @property
     def plan(self) -> UntagRequest:
-        """The canonical request the plan describes."""
+        """The canonical request the plan describes (an ``emails`` source resolved to contact ids)."""
+        source_type = "contact_ids" if self.source_type == "emails" else self.source_type
         return UntagRequest(
-            self.request_id, self.source_type, self.source_ids, self.tag_ids, self.exclude_contact_ids, self.metadata
+            self.request_id, source_type, self.source_ids, self.tag_ids, self.exclude_contact_ids, self.metadata
         )
 
     def missing_chunks(self) -> set[int]:
@@ -100,3 +161,55 @@ class AmbiguousCreate:
     chunk: int
     at: float
     error: str
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """How far the contact directory has caught up with Constant Contact."""
+
+    synced_until: float | None = None  # every change before this moment is in the directory (None: never)
+    pass_started_at: float | None = None  # the pass in progress started then
+    next_link: str | None = None  # and goes on from this page
+    contacts_synced: int = 0
+
+    @property
+    def in_use(self) -> bool:
+        return self.synced_until is not None or self.pass_started_at is not None
+
+    def current_for(self, moment: float) -> bool:
+        """Whether every contact Constant Contact had at ``moment`` is in the directory."""
+        return self.synced_until is not None and self.synced_until >= moment
+
+    def started(self, now: float) -> SyncState:
+        return replace(self, pass_started_at=now, next_link=None)
+
+    def advanced(self, next_link: str | None, contacts: int) -> SyncState:
+        total = self.contacts_synced + contacts
+        if next_link:
+            return replace(self, next_link=next_link, contacts_synced=total)
+        return SyncState(self.pass_started_at, None, None, total)  # the pass is complete
+
+
+@dataclass(frozen=True)
+class TagCache:
+    refreshed_at: float = 0.0  # 0: never read
+    names: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tag_name_key -> tag ids
+
+    def match(self, names: Iterable[str]) -> tuple[list[str], list[str]]:
+        """(the tag ids the names resolve to, the names that match no tag)."""
+        ids: list[str] = []
+        missing: list[str] = []
+        for name in names:
+            found = self.names.get(tag_name_key(name))
+            if found:
+                ids.extend(found)
+            else:
+                missing.append(name)
+        return list(dict.fromkeys(ids)), missing
+
+    @classmethod
+    def of(cls, tags: Iterable[Any], refreshed_at: float) -> TagCache:
+        names: dict[str, list[str]] = {}
+        for tag in tags:
+            names.setdefault(tag_name_key(tag.name), []).append(tag.tag_id)
+        return cls(refreshed_at, {key: tuple(ids) for key, ids in names.items()})

@@ -26,13 +26,19 @@ METADATA_MAX_DEPTH = 32
 BODY_MAX_BYTES = 262_144
 DEFAULT_MAX_ACTIVITIES = 100
 
-LIST_SOURCES = ("contact_ids", "list_ids", "tag_ids")
+LIST_SOURCES = ("contact_ids", "list_ids", "tag_ids", "emails")
 FLAG_SOURCES = ("all_active_contacts", "new_subscriber")
 SOURCE_TYPES = LIST_SOURCES + FLAG_SOURCES
 EXCLUDE_ALLOWED_WITH = ("all_active_contacts", "list_ids")
-REQUEST_FIELDS = ("request_id", "source", "exclude", "tag_ids", "metadata", "schema_version")
+REQUEST_FIELDS = ("request_id", "source", "exclude", "tag_ids", "tag_names", "dry_run", "metadata", "schema_version")
+EXCLUDE_FIELDS = ("contact_ids", "emails")
+# Contract section 4: tags by name (1-255 characters, matched after trimming, ignoring case) and
+# contacts by e-mail address (trimmed, lower-cased; resolved through the contact directory).
+TAG_NAME_MAX = 255
+EMAIL_MAX = 254  # RFC 5321's path limit; Constant Contact stores at most 80 characters
+EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 
-TAG_IDS_MAX = 500  # tags one request may remove (10 activities' worth): its result event stays small
+TAG_IDS_MAX = 500  # tags (ids and names) one request may remove (10 activities' worth): its result event stays small
 
 # Constant Contact's caps for one activity.
 SOURCE_CAPS = {"contact_ids": 500, "list_ids": 50, "tag_ids": 50}
@@ -49,15 +55,28 @@ class UntagRequest:
     tag_ids: tuple[str, ...]
     exclude_contact_ids: tuple[str, ...] = ()
     metadata: dict[str, Any] | None = None
+    tag_names: tuple[str, ...] = ()  # trimmed, de-duplicated ignoring case
+    exclude_emails: tuple[str, ...] = ()  # normalised (trimmed, lower-case)
+    dry_run: bool = False
 
     @property
     def fingerprint(self) -> str:
         """A digest of what the request asks for (not of its id or metadata)."""
-        canonical = json.dumps(
-            [self.source_type, self.source_ids, self.exclude_contact_ids, self.tag_ids],
-            separators=(",", ":"),
-        )
+        parts: list[Any] = [self.source_type, self.source_ids, self.exclude_contact_ids, self.tag_ids]
+        if self.tag_names or self.exclude_emails or self.dry_run:  # (older requests keep their fingerprint)
+            parts += [self.tag_names, self.exclude_emails, self.dry_run]
+        canonical = json.dumps(parts, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+    @property
+    def needs_resolution(self) -> bool:
+        """Names or e-mail addresses to resolve to ids, or a preview to answer, before any activity."""
+        return bool(self.tag_names or self.exclude_emails or self.source_type == "emails" or self.dry_run)
+
+    @property
+    def uses_names(self) -> bool:
+        """The request names tags or contacts (its result event reports what resolved)."""
+        return bool(self.tag_names or self.exclude_emails or self.source_type == "emails")
 
 
 @dataclass(frozen=True)
@@ -199,15 +218,20 @@ def _validate(
     if isinstance(version, bool) or version not in ("1", 1):
         errors.append('schema_version: only "1" is supported')
 
-    tag_ids = _id_list(request.get("tag_ids"), "tag_ids", errors, required=True)
-    if len(tag_ids) > TAG_IDS_MAX:
-        errors.append(f"tag_ids: {len(tag_ids)} tags, more than the cap of {TAG_IDS_MAX} tags per request")
+    tag_names = _tag_names(request.get("tag_names"), errors)
+    tag_ids = _id_list(request.get("tag_ids"), "tag_ids", errors, required=not tag_names, allow_empty=bool(tag_names))
+    if len(tag_ids) + len(tag_names) > TAG_IDS_MAX:
+        where = "tag_ids and tag_names" if tag_names else "tag_ids"
+        errors.append(
+            f"{where}: {len(tag_ids) + len(tag_names)} tags, more than the cap of {TAG_IDS_MAX} tags per request"
+        )
         tag_ids = tag_ids[:TAG_IDS_MAX]
     source_type, source_ids, nested_exclude = _source(request.get("source"), errors)
-    exclude_ids = _exclude(request.get("exclude"), nested_exclude, source_type, errors)
+    exclude_ids, exclude_emails = _exclude(request.get("exclude"), nested_exclude, source_type, errors)
     metadata = _metadata(request.get("metadata"), errors)
+    dry_run = _dry_run(request.get("dry_run"), errors)
     if not errors:
-        activities = planned_activity_count(source_type, source_ids, tag_ids)
+        activities = planned_activity_count(source_type, source_ids, tag_ids + tag_names)
         if activities > max_activities:
             errors.append(
                 f"request: needs {activities} activities, more than the cap of {max_activities} activities "
@@ -230,6 +254,9 @@ def _validate(
         tag_ids=tag_ids,
         exclude_contact_ids=exclude_ids,
         metadata=metadata,
+        tag_names=tag_names,
+        exclude_emails=exclude_emails,
+        dry_run=dry_run,
     )
 
 
@@ -259,14 +286,19 @@ def _source(source: Any, errors: list[str]) -> tuple[Any, tuple[str, ...], Any]:
             return source_type, (), nested_exclude
         errors.append(f"source.{source_type}: must be true")
         return source_type, (), nested_exclude
+    if source_type == "emails":
+        return source_type, _email_list(value, "source.emails", errors, required=True), nested_exclude
     ids = _id_list(value, f"source.{source_type}", errors, required=True)
     return source_type, ids, nested_exclude
 
 
-def _exclude(exclude: Any, nested: Any, source_type: str | None, errors: list[str]) -> tuple[str, ...]:
+def _exclude(
+    exclude: Any, nested: Any, source_type: str | None, errors: list[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(contact ids, e-mail addresses) to exclude."""
     if exclude is not None and nested is not None:
         errors.append("exclude: given both at top level and inside source; give it once, at top level")
-        return ()
+        return (), ()
     if nested is not None:
         # Tolerated variant from Constant Contact's own guide: a bare array inside source.
         exclude = {"contact_ids": nested} if isinstance(nested, list) else nested
@@ -274,17 +306,78 @@ def _exclude(exclude: Any, nested: Any, source_type: str | None, errors: list[st
     else:
         where = "exclude"
     if exclude is None:
-        return ()
+        return (), ()
     if not isinstance(exclude, dict):
-        errors.append(f'{where}: must be an object {{"contact_ids": [...]}}, got {_kind(exclude)}')
-        return ()
+        errors.append(f'{where}: must be an object {{"contact_ids": [...], "emails": [...]}}, got {_kind(exclude)}')
+        return (), ()
     for key in exclude:
-        if key != "contact_ids":
-            errors.append(f"{where}.{_field_name(key)}: unknown field (only contact_ids can be excluded)")
+        if key not in EXCLUDE_FIELDS:
+            errors.append(f"{where}.{_field_name(key)}: unknown field (only contact_ids and emails can be excluded)")
     ids = _id_list(exclude.get("contact_ids"), f"{where}.contact_ids", errors, required=False)
-    if ids and source_type is not None and source_type not in EXCLUDE_ALLOWED_WITH:
+    emails = _email_list(exclude.get("emails"), f"{where}.emails", errors, required=False)
+    if (ids or emails) and source_type is not None and source_type not in EXCLUDE_ALLOWED_WITH:
         errors.append(f"{where}: allowed only with source all_active_contacts or list_ids, not {source_type}")
-    return ids
+    return ids, emails
+
+
+def _tag_names(value: Any, errors: list[str]) -> tuple[str, ...]:
+    """Tag names, trimmed, de-duplicated ignoring case (the first spelling kept)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        errors.append(f"tag_names: must be an array of tag names, got {_kind(value)}")
+        return ()
+    bad = [item for item in value if not (isinstance(item, str) and item.strip() and len(item) <= TAG_NAME_MAX)]
+    if bad:
+        shown = ", ".join(_short(item) for item in bad[:3])
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        errors.append(f"tag_names: each must be a string of 1-{TAG_NAME_MAX} characters; invalid: {shown}{more}")
+        return ()
+    names: dict[str, str] = {}
+    for item in value:
+        names.setdefault(tag_name_key(item), item.strip())
+    return tuple(names.values())
+
+
+def tag_name_key(name: str) -> str:
+    """How tag names are matched: after trimming, ignoring case."""
+    return name.strip().casefold()
+
+
+def normalise_email(address: str) -> str:
+    return address.strip().lower()
+
+
+def _email_list(value: Any, where: str, errors: list[str], *, required: bool) -> tuple[str, ...]:
+    """E-mail addresses, normalised (trimmed, lower-case) and de-duplicated; any invalid one is an error."""
+    if value is None:
+        if required:
+            errors.append(f"{where}: required, a non-empty array of e-mail addresses")
+        return ()
+    if not isinstance(value, list):
+        errors.append(f"{where}: must be an array of e-mail addresses, got {_kind(value)}")
+        return ()
+    if not value and required:
+        errors.append(f"{where}: must not be empty")
+        return ()
+    bad = [
+        position
+        for position, item in enumerate(value)
+        if not (isinstance(item, str) and len(item) <= EMAIL_MAX and EMAIL_PATTERN.fullmatch(item.strip()))
+    ]
+    if bad:  # (positions, not the addresses: they are personal data)
+        shown = ", ".join(str(position) for position in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        errors.append(f"{where}: invalid e-mail addresses at positions {shown}{more}")
+        return ()
+    return tuple(dict.fromkeys(normalise_email(item) for item in value))
+
+
+def _dry_run(value: Any, errors: list[str]) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    errors.append(f"dry_run: must be true or false, got {_kind(value)}")
+    return False
 
 
 def _metadata(metadata: Any, errors: list[str]) -> dict[str, Any] | None:
@@ -316,15 +409,19 @@ def _depth(value: Any, limit: int = METADATA_MAX_DEPTH + 1) -> int:
     return deepest
 
 
-def _id_list(value: Any, where: str, errors: list[str], *, required: bool) -> tuple[str, ...]:
+def _id_list(
+    value: Any, where: str, errors: list[str], *, required: bool, allow_empty: bool = False
+) -> tuple[str, ...]:
     if value is None:
         if required:
-            errors.append(f"{where}: required, a non-empty array of ids")
+            errors.append(
+                f"{where}: required, a non-empty array of ids" + (" (or give tag_names)" if where == "tag_ids" else "")
+            )
         return ()
     if not isinstance(value, list):
         errors.append(f"{where}: must be an array of ids, got {_kind(value)}")
         return ()
-    if not value and required:
+    if not value and required and not allow_empty:
         errors.append(f"{where}: must not be empty")
         return ()
     bad = [item for item in value if not (isinstance(item, str) and ID_PATTERN.fullmatch(item))]
@@ -377,7 +474,8 @@ def plan_activities(request: UntagRequest) -> list[ActivityPlan]:
 
 def planned_activity_count(source_type: str | None, source_ids: tuple[str, ...], tag_ids: tuple[str, ...]) -> int:
     """How many activities ``plan_activities`` makes for a request, without building them."""
-    sources = 1 if source_type in FLAG_SOURCES else -(-len(source_ids) // SOURCE_CAPS.get(source_type or "", 1))
+    cap = SOURCE_CAPS.get("contact_ids" if source_type == "emails" else source_type or "", 1)
+    sources = 1 if source_type in FLAG_SOURCES else -(-len(source_ids) // cap)
     return max(sources, 1) * max(-(-len(tag_ids) // TAG_IDS_CAP), 1)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from untag.activity import ActivityStatus, request_state
 from untag.aws_limits import SNS_MESSAGE_MAX_BYTES, sns_entry_bytes
+from untag.records import RequestRecord, Resolution
 from untag.request import Rejection, utf8_size, valid_unicode
 
 SCHEMA_VERSION = "1"
@@ -52,8 +53,9 @@ def finished_event(
     creation_errors: Sequence[str],
     received_at: str,
     finished_at: str,
+    resolution: Resolution | None = None,
 ) -> dict[str, Any]:
-    """The event of a request whose activities are all final."""
+    """The event of a request whose activities are all final (or that failed before any: nothing resolved)."""
     states = [activity.state for activity in activities] + ["failed"] * len(creation_errors)
     state = request_state(states)
     errors = list(creation_errors)
@@ -77,6 +79,41 @@ def finished_event(
         "received_at": received_at,
         "finished_at": finished_at,
     }
+    if resolution is not None:  # the request named tags or contacts (contract section 4)
+        event["resolved"] = resolution.resolved()
+        event["unresolved"] = resolution.unresolved()
+    return fit_in_one_message(event)
+
+
+def previewed_event(
+    record: RequestRecord,
+    *,
+    tag_ids: Sequence[str],
+    activities: int,
+    contacts: int | None,
+    resolution: Resolution | None,
+    unresolved: dict[str, Any],
+    finished_at: str,
+) -> dict[str, Any]:
+    """The answer to a dry run: what the request would do, and nothing done."""
+    event = {
+        "schema_version": SCHEMA_VERSION,
+        "event_id": event_id(record.request_id, "previewed"),
+        "event_type": "untag.previewed",
+        "request_id": record.request_id,
+        "state": "previewed",
+        "tag_ids": list(tag_ids),
+        "source_type": record.source_type,
+        "activities": [],
+        "errors": [],
+        "metadata": record.metadata,
+        "received_at": record.received_at,
+        "finished_at": finished_at,
+        "preview": {"activities": activities, "contacts": contacts, "unresolved": unresolved},
+    }
+    if resolution is not None:
+        event["resolved"] = resolution.resolved()
+        event["unresolved"] = resolution.unresolved()
     return fit_in_one_message(event)
 
 

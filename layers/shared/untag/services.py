@@ -57,6 +57,12 @@ class Services:
         return Controls(lambda: self.aws("dynamodb"), self.config.table_name, clock=self.clock)
 
     @cached_property
+    def directory(self):
+        from untag.directory import DynamoDirectory
+
+        return DynamoDirectory(lambda: self.aws("dynamodb"), self.config.table_name, sleep=self.sleep)
+
+    @cached_property
     def publisher(self):
         from untag.publisher import SnsPublisher
 

@@ -60,6 +60,7 @@ def finish_if_done(
             creation_errors=request.creation_error_list(),
             received_at=request.received_at,
             finished_at=utc_timestamp(now),
+            resolution=request.resolution,
         )
         publication = store.finish_request(request.request_id, event)
         if publication is not None:

@@ -3,17 +3,19 @@
 Items (one table, ``pk``/``sk``):
 - ``REQUEST#<request_id>`` / ``REQUEST``: the request as accepted, with its plan (the canonical
   ids) while its activities are being created, the activity created for each planned chunk
-  (``activities``: index -> activity id), ``status`` creating -> pending -> finished, and once
-  finished the result event to publish.
+  (``activities``: index -> activity id), ``status`` (resolving ->) creating -> pending -> finished,
+  and once finished the result event to publish. A request with tag names, e-mail addresses or
+  ``dry_run`` starts ``resolving``, on the ``RESOLVE`` work list (``untag.resolution``).
 - ``REQUEST#<request_id>`` / ``REJECTED#<key>``: a rejected message and its event.
 - ``ACTIVITY#<activity_id>`` / ``ACTIVITY``: what Constant Contact last said of an activity and
   the requests it carries.
 - ``REQUEST#<request_id>`` / ``AMBIGUOUS#<chunk>#<n>``: a create that got no clear answer.
 - ``CONTROL#...``: the shared controls (``untag.controls``).
 
-The sparse index ``due-index`` (``due``, ``due_at``) holds the work lists: partition ``CREATE``
-the requests whose activities are still to be created, ``ACTIVITY`` the activities to poll or
-settle, ``PUBLISH`` the events still to publish.
+The sparse index ``due-index`` (``due``, ``due_at``) holds the work lists: partition ``RESOLVE``
+the requests whose names are still to be resolved, ``CREATE`` those whose activities are still to
+be created, ``ACTIVITY`` the activities to poll or settle, ``PUBLISH`` the events still to publish.
+- ``DIRECTORY#...`` / ``TAGS``: the contact directory and the tag cache (``untag.directory``).
 Every state transition is a conditional write. The store owns every conversion: callers get
 records (``untag.records``), never items, Decimals or JSON strings.
 """
@@ -32,7 +34,7 @@ from untag.aws_limits import DYNAMODB_BATCH_WRITE_MAX_ITEMS
 from untag.dynamodb import batch_get, dump, load, moment
 from untag.dynamodb import condition_failed as _condition_failed
 from untag.observability import logger
-from untag.records import ActivityRecord, AmbiguousCreate, Publication, RequestRecord
+from untag.records import ActivityRecord, AmbiguousCreate, Publication, RequestRecord, Resolution
 from untag.request import UntagRequest
 from untag.table_items import (  # the table's keys and its item <-> record conversions
     DUE_ACTIVITY,
@@ -40,6 +42,7 @@ from untag.table_items import (  # the table's keys and its item <-> record conv
     DUE_CREATE,
     DUE_INDEX,
     DUE_PUBLISH,
+    DUE_RESOLVE,
     activity_key,
     activity_record,
     publication,
@@ -83,10 +86,11 @@ class ActivityStore:
         """
         now = self._clock()
         lease_until = now + lease_seconds if lease_seconds else 0
+        resolving = request.needs_resolution
         item = {
             **request_key(request.request_id),
             "request_id": request.request_id,
-            "status": "creating",
+            "status": "resolving" if resolving else "creating",
             "fingerprint": request.fingerprint,
             "tag_ids": list(request.tag_ids),
             "source_type": request.source_type,
@@ -98,8 +102,11 @@ class ActivityStore:
             "activities": {},
             "creation_errors": {},
             "ambiguous_creates": {},
+            "tag_names": list(request.tag_names) or None,
+            "exclude_emails": list(request.exclude_emails) or None,
+            "dry_run": True if request.dry_run else None,
             "lease_until": moment(lease_until),
-            "due": DUE_CREATE,
+            "due": DUE_RESOLVE if resolving else DUE_CREATE,
             "due_at": moment(max(now, lease_until)),
         }
         item = {key: value for key, value in item.items() if value is not None}
@@ -126,7 +133,56 @@ class ActivityStore:
         """Requests whose activities are still to be created and that nobody holds, the longest waiting first."""
         return [request_record(item) for item in self._due(DUE_CREATE, until=until, limit=limit)]
 
-    def hold_creation(self, request_id: str, *, lease_seconds: float) -> RequestRecord | None:
+    def due_resolutions(self, *, until: float | None, limit: int) -> list[RequestRecord]:
+        """Requests whose names are still to be resolved and that nobody holds, the longest waiting first."""
+        return [request_record(item) for item in self._due(DUE_RESOLVE, until=until, limit=limit)]
+
+    def hold_resolution(self, request_id: str, *, lease_seconds: float) -> RequestRecord | None:
+        """Take a request to resolve its names (until the lease ends), or None if another holds it."""
+        return self.hold_creation(request_id, lease_seconds=lease_seconds, status="resolving")
+
+    def resolve_request(
+        self,
+        request_id: str,
+        *,
+        tag_ids: tuple[str, ...],
+        source_ids: tuple[str, ...],
+        exclude_contact_ids: tuple[str, ...],
+        planned: int,
+        resolution: Resolution,
+    ) -> bool:
+        """resolving -> creating: the names resolved to ids, the request goes on the creation work list."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=dump(request_key(request_id)),
+                UpdateExpression="SET #status = :creating, tag_ids = :tags, source_ids = :sources, "
+                "exclude_contact_ids = :excluded, planned = :planned, resolution = :resolution, #due = :create, "
+                "due_at = :now, lease_until = :zero REMOVE exclude_emails",
+                ConditionExpression="#status = :resolving",
+                ExpressionAttributeNames={"#status": "status", "#due": "due"},
+                ExpressionAttributeValues=dump(
+                    {
+                        ":creating": "creating",
+                        ":resolving": "resolving",
+                        ":tags": list(tag_ids),
+                        ":sources": list(source_ids),
+                        ":excluded": list(exclude_contact_ids),
+                        ":planned": planned,
+                        ":resolution": json.dumps(resolution.as_item()),
+                        ":create": DUE_CREATE,
+                        ":now": moment(self._clock()),
+                        ":zero": 0,
+                    }
+                ),
+            )
+            return True
+        except ClientError as error:
+            if _condition_failed(error):
+                return False
+            raise
+
+    def hold_creation(self, request_id: str, *, lease_seconds: float, status: str = "creating") -> RequestRecord | None:
         """Take a request to create its activities (until the lease ends); its whole record, or None if
         another invocation holds it or it is no longer being created."""
         now = self._clock()
@@ -138,7 +194,7 @@ class ActivityStore:
                 UpdateExpression="SET lease_until = :lease, due_at = :lease",
                 ConditionExpression="#status = :creating AND lease_until < :now",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=dump({":lease": lease_until, ":creating": "creating", ":now": moment(now)}),
+                ExpressionAttributeValues=dump({":lease": lease_until, ":creating": status, ":now": moment(now)}),
                 ReturnValues="ALL_NEW",
             )
         except ClientError as error:
@@ -154,9 +210,11 @@ class ActivityStore:
                 TableName=self._table,
                 Key=dump(request_key(request_id)),
                 UpdateExpression="SET lease_until = :zero, due_at = :due_at",
-                ConditionExpression="#status = :creating",
+                ConditionExpression="#status IN (:creating, :resolving)",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=dump({":zero": 0, ":creating": "creating", ":due_at": moment(due_at)}),
+                ExpressionAttributeValues=dump(
+                    {":zero": 0, ":creating": "creating", ":resolving": "resolving", ":due_at": moment(due_at)}
+                ),
             )
         except ClientError as error:
             if not _condition_failed(error):
@@ -265,22 +323,24 @@ class ActivityStore:
             )
 
     def finish_request(self, request_id: str, event: dict[str, Any]) -> Publication | None:
-        """pending -> finished, storing the result event to publish; its publication, or None if
-        another run finished it first."""
+        """pending (or resolving: nothing to create, or a preview) -> finished, storing the result event to
+        publish; its publication, or None if another run finished it first."""
         now = self._clock()
         try:
             answer = self._db.update_item(
                 TableName=self._table,
                 Key=dump(request_key(request_id)),
                 UpdateExpression="SET #status = :finished, finished_at = :finished_at, event = :event, "
-                "#due = :publish, due_at = :now, expires_at = :expires REMOVE lease_until, creation_errors",
+                "#due = :publish, due_at = :now, expires_at = :expires "
+                "REMOVE lease_until, creation_errors, source_ids, exclude_contact_ids, exclude_emails",
                 # (the creation errors are in the event now: the record with its event stays one item)
-                ConditionExpression="#status = :pending",
+                ConditionExpression="#status IN (:pending, :resolving)",
                 ExpressionAttributeNames={"#status": "status", "#due": "due"},
                 ExpressionAttributeValues=dump(
                     {
                         ":finished": "finished",
                         ":pending": "pending",
+                        ":resolving": "resolving",
                         ":finished_at": event["finished_at"],
                         ":event": json.dumps(event),
                         ":publish": DUE_PUBLISH,

@@ -9,13 +9,14 @@ import json
 from typing import Any
 
 from untag.activity import ActivityStatus
-from untag.records import ActivityRecord, Publication, RequestRecord, RequestStatus
+from untag.records import ActivityRecord, Publication, RequestRecord, RequestStatus, Resolution
 
 DUE_INDEX = "due-index"
 DUE_ACTIVITY = "ACTIVITY"
 DUE_PUBLISH = "PUBLISH"
 DUE_CREATE = "CREATE"
 DUE_AMBIGUOUS = "AMBIGUOUS"
+DUE_RESOLVE = "RESOLVE"
 
 
 def request_key(request_id: str) -> dict[str, str]:
@@ -48,6 +49,10 @@ def request_record(item: dict[str, Any]) -> RequestRecord:
         lease_until=float(item.get("lease_until") or 0),
         finished_at=item.get("finished_at"),
         event=item.get("event"),
+        tag_names=tuple(item.get("tag_names") or ()),
+        exclude_emails=tuple(item.get("exclude_emails") or ()),
+        dry_run=bool(item.get("dry_run", False)),
+        resolution=Resolution.from_item(json.loads(item["resolution"])) if item.get("resolution") else None,
     )
 
 

@@ -1,0 +1,78 @@
+"""Contacts by e-mail address: Constant Contact calls per 1,000 addresses resolved, cold and warm directory.
+
+The intake handler (moto, the simulator over HTTP) receives requests of 1,000 addresses each from
+an account of ``ACCOUNT_CONTACTS`` contacts; the simulator counts the GET /v3/contacts calls the
+resolution makes (the directory sync, per-address lookups), apart from the activity POSTs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+ACCOUNT_CONTACTS = 20_000
+EMAILS = 1_000
+WARM_TARGET = 3  # calls per 1,000 addresses once the directory is warm
+
+
+def run_resolution_scenarios() -> dict:
+    from moto import mock_aws
+
+    from devkit.pipeline import LambdaContext, load_handler
+    from devkit.simulator import ConstantContactSimulator
+    from devkit.stack import provision
+
+    with mock_aws(), ConstantContactSimulator(rate_limit_per_second=None, daily_quota=None, reads_to_finish=1) as sim:
+        import boto3
+
+        stack = provision()
+        boto3.client("secretsmanager").put_secret_value(
+            SecretId=stack.secret_id, SecretString=json.dumps(sim.issue_tokens())
+        )
+        os.environ.update(stack.function_environment("IntakeFunction"))
+        os.environ.update(
+            {
+                "CC_API_BASE_URL": sim.base_url,
+                "CC_TOKEN_URL": sim.token_url,
+                "CC_REQUESTS_PER_SECOND": "1000",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_LOG_LEVEL": "WARNING",
+            }
+        )
+        intake = load_handler(stack, "IntakeFunction")
+        account = [email for email, _ in sim.seed_contacts(ACCOUNT_CONTACTS)]
+
+        def resolve(name: str, emails: list[str]) -> dict:
+            """Send one request of these addresses; the contacts calls it made, and what it resolved."""
+            sim.reset_counters()
+            body = json.dumps({"request_id": name, "source": {"emails": emails}, "tag_ids": ["t-bench"]})
+            record = {"messageId": name, "body": body, "attributes": {}, "messageAttributes": {}}
+            answer = intake({"Records": [record]}, LambdaContext("intake", 900))
+            assert not answer["batchItemFailures"], answer
+            calls = sim.count("GET", "/v3/contacts")
+            item = boto3.client("dynamodb").get_item(
+                TableName=stack.table_name, Key={"pk": {"S": f"REQUEST#{name}"}, "sk": {"S": "REQUEST"}}
+            )["Item"]
+            return {"calls": calls, "per_1000": round(calls * 1000 / len(emails), 2), "status": item["status"]["S"]}
+
+        cold = resolve("cold", account[:EMAILS])
+        warm = resolve("warm", account[EMAILS : 2 * EMAILS])
+        misses = resolve("warm-with-misses", account[-900:] + [f"nobody-{n}@example.org" for n in range(100)])
+        return {
+            "account_contacts": ACCOUNT_CONTACTS,
+            "emails_per_request": EMAILS,
+            "cold_directory": cold,
+            "warm_directory": warm,
+            "warm_directory_100_unknown": misses,
+            "warm_target_per_1000": WARM_TARGET,
+        }
+
+
+def resolution_rows(results: dict) -> list[tuple]:
+    cold, warm, misses = (results[key] for key in ("cold_directory", "warm_directory", "warm_directory_100_unknown"))
+    account = f"{results['account_contacts']:,}"
+    return [
+        (f"CC calls / 1,000 emails, cold ({account} contacts)", cold["per_1000"], "", EMAILS),
+        ("CC calls / 1,000 emails, warm directory", warm["per_1000"], f"<= {WARM_TARGET}", EMAILS),
+        ("CC calls / 1,000 emails, warm, 100 unknown", misses["per_1000"], f"<= {WARM_TARGET}", EMAILS),
+    ]
