@@ -48,8 +48,15 @@ def services() -> Services:
 
 
 def test_tag_names_resolve_ignoring_case_and_spaces_and_the_unmatched_ones_are_reported(services):
-    send(services, {"request_id": "r1", "source": {"contact_ids": ["c-1"]},
-                    "tag_names": [" churned-2026", "vip ", "No Such Tag"], "tag_ids": ["t-given"]})
+    send(
+        services,
+        {
+            "request_id": "r1",
+            "source": {"contact_ids": ["c-1"]},
+            "tag_names": [" churned-2026", "vip ", "No Such Tag"],
+            "tag_ids": ["t-given"],
+        },
+    )
     finish(services)
 
     [body] = services.constant_contact.created
@@ -84,8 +91,14 @@ def test_a_request_whose_tag_names_all_fail_to_resolve_fails_with_no_activity(se
 
 
 def test_emails_resolve_through_the_directory_and_the_unknown_ones_are_counted(services):
-    send(services, {"request_id": "r1", "source": {"emails": [" USER1@example.com", "user2@example.com",
-                                                                "nobody@example.com"]}, "tag_ids": ["t-1"]})
+    send(
+        services,
+        {
+            "request_id": "r1",
+            "source": {"emails": [" USER1@example.com", "user2@example.com", "nobody@example.com"]},
+            "tag_ids": ["t-1"],
+        },
+    )
     finish(services)
 
     [body] = services.constant_contact.created
@@ -104,8 +117,10 @@ def test_a_warm_directory_answers_without_calling_constant_contact(services):
     calls = len(services.constant_contact.calls)
     services.clock.advance(1)
 
-    send(services, {"request_id": "r2", "source": {"emails": [f"user{n}@example.com" for n in range(5)]},
-                    "tag_ids": ["t-2"]})
+    send(
+        services,
+        {"request_id": "r2", "source": {"emails": [f"user{n}@example.com" for n in range(5)]}, "tag_ids": ["t-2"]},
+    )
 
     assert services.constant_contact.calls[calls:] == ["create"]
 
@@ -125,8 +140,15 @@ def test_a_deleted_contact_leaves_the_directory_at_the_next_sync(services):
 
 
 def test_exclude_emails_become_excluded_contact_ids(services):
-    send(services, {"request_id": "r1", "source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"],
-                    "exclude": {"emails": ["user3@example.com"], "contact_ids": ["c-9"]}})
+    send(
+        services,
+        {
+            "request_id": "r1",
+            "source": {"list_ids": ["l-1"]},
+            "tag_ids": ["t-1"],
+            "exclude": {"emails": ["user3@example.com"], "contact_ids": ["c-9"]},
+        },
+    )
 
     [body] = services.constant_contact.created
     assert body == {"source": {"list_ids": ["l-1"]}, "exclude": {"contact_ids": ["c-9", "c-3"]}, "tag_ids": ["t-1"]}
@@ -134,8 +156,9 @@ def test_exclude_emails_become_excluded_contact_ids(services):
 
 def test_a_cold_directory_whose_sync_share_is_spent_looks_addresses_up_one_by_one(services):
     services.controls.calls_taken["sync"] = services.config.calls_for("sync")
-    send(services, {"request_id": "r1", "source": {"emails": ["user4@example.com", "x@example.com"]},
-                    "tag_ids": ["t-1"]})
+    send(
+        services, {"request_id": "r1", "source": {"emails": ["user4@example.com", "x@example.com"]}, "tag_ids": ["t-1"]}
+    )
 
     assert services.constant_contact.calls.count("lookup") == 2
     assert services.constant_contact.created[0]["source"] == {"contact_ids": ["c-4"]}
@@ -168,8 +191,15 @@ def test_a_spent_daily_quota_stops_resolving(services):
 
 
 def test_a_dry_run_creates_nothing_and_previews_what_it_would_do(services):
-    send(services, {"request_id": "p1", "source": {"list_ids": [f"l-{n}" for n in range(30)]},
-                    "tag_names": ["vip", "gone"], "dry_run": True})
+    send(
+        services,
+        {
+            "request_id": "p1",
+            "source": {"list_ids": [f"l-{n}" for n in range(30)]},
+            "tag_names": ["vip", "gone"],
+            "dry_run": True,
+        },
+    )
 
     assert services.constant_contact.created == []
     event = event_of(services, "p1")
@@ -185,7 +215,11 @@ def test_a_dry_run_creates_nothing_and_previews_what_it_would_do(services):
 
 @pytest.mark.parametrize(
     ("source", "contacts", "counts"),
-    [({"contact_ids": ["c-1", "c-2"]}, 2, 0), ({"new_subscriber": True}, None, 0), ({"all_active_contacts": True}, 7, 1)],
+    [
+        ({"contact_ids": ["c-1", "c-2"]}, 2, 0),
+        ({"new_subscriber": True}, None, 0),
+        ({"all_active_contacts": True}, 7, 1),
+    ],
 )
 def test_a_preview_counts_contacts_only_where_constant_contact_can(services, source, contacts, counts):
     send(services, {"request_id": "p1", "source": source, "tag_ids": ["t-1"], "dry_run": True})
