@@ -12,7 +12,8 @@ from enum import StrEnum
 from typing import Any
 
 from untag.activity import ActivityStatus
-from untag.request import UntagRequest, tag_name_key
+from untag.names import tag_name_key
+from untag.request import UntagRequest
 
 
 class RequestStatus(StrEnum):

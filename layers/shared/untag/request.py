@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from itertools import product
 from typing import Any
 
+from untag.names import read_emails, read_tag_names
+from untag.text import field_name, kind, lone_surrogate, short, utf8_size
+
 ID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,64}")
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 METADATA_MAX_BYTES = 4096
@@ -32,12 +35,6 @@ SOURCE_TYPES = LIST_SOURCES + FLAG_SOURCES
 EXCLUDE_ALLOWED_WITH = ("all_active_contacts", "list_ids")
 REQUEST_FIELDS = ("request_id", "source", "exclude", "tag_ids", "tag_names", "dry_run", "metadata", "schema_version")
 EXCLUDE_FIELDS = ("contact_ids", "emails")
-# Contract section 4: tags by name (1-255 characters, matched after trimming, ignoring case) and
-# contacts by e-mail address (trimmed, lower-cased; resolved through the contact directory).
-TAG_NAME_MAX = 255
-EMAIL_MAX = 254  # RFC 5321's path limit; Constant Contact stores at most 80 characters
-EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
-
 TAG_IDS_MAX = 500  # tags (ids and names) one request may remove (10 activities' worth): its result event stays small
 
 # Constant Contact's caps for one activity.
@@ -116,7 +113,7 @@ def read_request(
 ) -> UntagRequest | Rejection:
     """Read one SQS message body into a canonical request, or a rejection with every problem."""
     if not isinstance(body, str):
-        return Rejection(message_id, (f"body: must be a string, got {_kind(body)}",), str(body))
+        return Rejection(message_id, (f"body: must be a string, got {kind(body)}",), str(body))
     size = utf8_size(body)
     too_big = (
         [f"body: {size} bytes, more than the cap of {BODY_MAX_BYTES} bytes on a request message"]
@@ -135,44 +132,10 @@ def read_request(
     fallback_id = envelope_id or message_id
     if errors:
         return Rejection(fallback_id, tuple(too_big + errors), body)
-    surrogate = _lone_surrogate(request, "request")
+    surrogate = lone_surrogate(request, "request")
     if surrogate:
         too_big.append(f"{surrogate}: contains a lone UTF-16 surrogate, which is not valid Unicode")
     return _validate(request, fallback_id, body, max_activities, too_big)
-
-
-def utf8_size(text: str) -> int:
-    """Bytes of ``text`` in UTF-8 (a lone surrogate counted as the 3 bytes an escape-less encoder would write)."""
-    return len(text.encode("utf-8", "surrogatepass"))
-
-
-def _lone_surrogate(value: Any, where: str, depth: int = 0) -> str | None:
-    """Where the first string holding a lone UTF-16 surrogate is (valid JSON escapes, invalid Unicode)."""
-    if depth > 200:
-        return None  # deeper than any request may nest; the depth rules reject it
-    if isinstance(value, str):
-        return None if utf8_ok(value) else where
-    if isinstance(value, list):
-        for position, item in enumerate(value):
-            found = _lone_surrogate(item, f"{where}[{position}]", depth + 1)
-            if found:
-                return found
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found = _lone_surrogate(key, f"{where} key", depth + 1) or _lone_surrogate(
-                item, f"{where}.{_field_name(key)}", depth + 1
-            )
-            if found:
-                return found
-    return None
-
-
-def utf8_ok(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _unwrap(document: Any) -> tuple[Any, str | None, list[str]]:
@@ -200,7 +163,7 @@ def _validate(
     request: Any, fallback_id: str, body: str, max_activities: int, errors: list[str]
 ) -> UntagRequest | Rejection:
     if not isinstance(request, dict):
-        return Rejection(fallback_id, tuple(errors) + (f"request: must be a JSON object, got {_kind(request)}",), body)
+        return Rejection(fallback_id, tuple(errors) + (f"request: must be a JSON object, got {kind(request)}",), body)
     unreadable = bool(errors)  # a lone surrogate somewhere: echo no field of the body back
 
     request_id = fallback_id
@@ -213,12 +176,12 @@ def _validate(
 
     for key in request:
         if key not in REQUEST_FIELDS:
-            errors.append(f"{_field_name(key)}: unknown field (allowed: {', '.join(REQUEST_FIELDS)})")
+            errors.append(f"{field_name(key)}: unknown field (allowed: {', '.join(REQUEST_FIELDS)})")
     version = request.get("schema_version", "1")
     if isinstance(version, bool) or version not in ("1", 1):
         errors.append('schema_version: only "1" is supported')
 
-    tag_names = _tag_names(request.get("tag_names"), errors)
+    tag_names = read_tag_names(request.get("tag_names"), errors)
     tag_ids = _id_list(request.get("tag_ids"), "tag_ids", errors, required=not tag_names, allow_empty=bool(tag_names))
     if len(tag_ids) + len(tag_names) > TAG_IDS_MAX:
         where = "tag_ids and tag_names" if tag_names else "tag_ids"
@@ -266,13 +229,13 @@ def _source(source: Any, errors: list[str]) -> tuple[Any, tuple[str, ...], Any]:
         errors.append(f"source: required, an object with exactly one of {', '.join(SOURCE_TYPES)}")
         return None, (), None
     if not isinstance(source, dict):
-        errors.append(f"source: must be an object, got {_kind(source)}")
+        errors.append(f"source: must be an object, got {kind(source)}")
         return None, (), None
     nested_exclude = source.get("exclude")
     keys = [key for key in source if key != "exclude"]
     unknown = [key for key in keys if key not in SOURCE_TYPES]
     for key in unknown:
-        errors.append(f"source.{_field_name(key)}: unknown source (allowed: {', '.join(SOURCE_TYPES)})")
+        errors.append(f"source.{field_name(key)}: unknown source (allowed: {', '.join(SOURCE_TYPES)})")
     known = [key for key in keys if key in SOURCE_TYPES]
     if len(known) != 1:
         if not unknown:
@@ -287,7 +250,7 @@ def _source(source: Any, errors: list[str]) -> tuple[Any, tuple[str, ...], Any]:
         errors.append(f"source.{source_type}: must be true")
         return source_type, (), nested_exclude
     if source_type == "emails":
-        return source_type, _email_list(value, "source.emails", errors, required=True), nested_exclude
+        return source_type, read_emails(value, "source.emails", errors, required=True), nested_exclude
     ids = _id_list(value, f"source.{source_type}", errors, required=True)
     return source_type, ids, nested_exclude
 
@@ -308,75 +271,22 @@ def _exclude(
     if exclude is None:
         return (), ()
     if not isinstance(exclude, dict):
-        errors.append(f'{where}: must be an object {{"contact_ids": [...], "emails": [...]}}, got {_kind(exclude)}')
+        errors.append(f'{where}: must be an object {{"contact_ids": [...], "emails": [...]}}, got {kind(exclude)}')
         return (), ()
     for key in exclude:
         if key not in EXCLUDE_FIELDS:
-            errors.append(f"{where}.{_field_name(key)}: unknown field (only contact_ids and emails can be excluded)")
+            errors.append(f"{where}.{field_name(key)}: unknown field (only contact_ids and emails can be excluded)")
     ids = _id_list(exclude.get("contact_ids"), f"{where}.contact_ids", errors, required=False)
-    emails = _email_list(exclude.get("emails"), f"{where}.emails", errors, required=False)
+    emails = read_emails(exclude.get("emails"), f"{where}.emails", errors, required=False)
     if (ids or emails) and source_type is not None and source_type not in EXCLUDE_ALLOWED_WITH:
         errors.append(f"{where}: allowed only with source all_active_contacts or list_ids, not {source_type}")
     return ids, emails
 
 
-def _tag_names(value: Any, errors: list[str]) -> tuple[str, ...]:
-    """Tag names, trimmed, de-duplicated ignoring case (the first spelling kept)."""
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        errors.append(f"tag_names: must be an array of tag names, got {_kind(value)}")
-        return ()
-    bad = [item for item in value if not (isinstance(item, str) and item.strip() and len(item) <= TAG_NAME_MAX)]
-    if bad:
-        shown = ", ".join(_short(item) for item in bad[:3])
-        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
-        errors.append(f"tag_names: each must be a string of 1-{TAG_NAME_MAX} characters; invalid: {shown}{more}")
-        return ()
-    names: dict[str, str] = {}
-    for item in value:
-        names.setdefault(tag_name_key(item), item.strip())
-    return tuple(names.values())
-
-
-def tag_name_key(name: str) -> str:
-    """How tag names are matched: after trimming, ignoring case."""
-    return name.strip().casefold()
-
-
-def normalise_email(address: str) -> str:
-    return address.strip().lower()
-
-
-def _email_list(value: Any, where: str, errors: list[str], *, required: bool) -> tuple[str, ...]:
-    """E-mail addresses, normalised (trimmed, lower-case) and de-duplicated; any invalid one is an error."""
-    if value is None:
-        if required:
-            errors.append(f"{where}: required, a non-empty array of e-mail addresses")
-        return ()
-    if not isinstance(value, list):
-        errors.append(f"{where}: must be an array of e-mail addresses, got {_kind(value)}")
-        return ()
-    if not value and required:
-        errors.append(f"{where}: must not be empty")
-        return ()
-    bad = [
-        position
-        for position, item in enumerate(value)
-        if not (isinstance(item, str) and len(item) <= EMAIL_MAX and EMAIL_PATTERN.fullmatch(item.strip()))
-    ]
-    if bad:  # (positions, not the addresses: they are personal data)
-        shown = ", ".join(str(position) for position in bad[:5])
-        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-        errors.append(f"{where}: invalid e-mail addresses at positions {shown}{more}")
-        return ()
-    return tuple(dict.fromkeys(normalise_email(item) for item in value))
-
-
 def _dry_run(value: Any, errors: list[str]) -> bool:
     if value is None or isinstance(value, bool):
         return bool(value)
-    errors.append(f"dry_run: must be true or false, got {_kind(value)}")
+    errors.append(f"dry_run: must be true or false, got {kind(value)}")
     return False
 
 
@@ -384,7 +294,7 @@ def _metadata(metadata: Any, errors: list[str]) -> dict[str, Any] | None:
     if metadata is None:
         return None
     if not isinstance(metadata, dict):
-        errors.append(f"metadata: must be a JSON object, got {_kind(metadata)}")
+        errors.append(f"metadata: must be a JSON object, got {kind(metadata)}")
         return None
     depth = _depth(metadata)
     if depth > METADATA_MAX_DEPTH:
@@ -419,39 +329,18 @@ def _id_list(
             )
         return ()
     if not isinstance(value, list):
-        errors.append(f"{where}: must be an array of ids, got {_kind(value)}")
+        errors.append(f"{where}: must be an array of ids, got {kind(value)}")
         return ()
     if not value and required and not allow_empty:
         errors.append(f"{where}: must not be empty")
         return ()
     bad = [item for item in value if not (isinstance(item, str) and ID_PATTERN.fullmatch(item))]
     if bad:
-        shown = ", ".join(_short(item) for item in bad[:3])
+        shown = ", ".join(short(item) for item in bad[:3])
         more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
         errors.append(f"{where}: ids must match ^[A-Za-z0-9-]{{1,64}}$; invalid: {shown}{more}")
         return ()
     return tuple(dict.fromkeys(value))
-
-
-def _kind(value: Any) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number"
-    )
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, str) else repr(valid_unicode(value))
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _field_name(key: str) -> str:
-    key = valid_unicode(key)
-    return key if len(key) <= 40 else key[:37] + "..."
-
-
-def valid_unicode(text: str) -> str:
-    """``text`` with any lone surrogate written as its escape, so that every JSON parser can read it back."""
-    return text if utf8_ok(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def plan_activities(request: UntagRequest) -> list[ActivityPlan]:

@@ -16,7 +16,8 @@ from typing import Any
 from untag.activity import ActivityStatus, request_state
 from untag.aws_limits import SNS_MESSAGE_MAX_BYTES, sns_entry_bytes
 from untag.records import RequestRecord, Resolution
-from untag.request import Rejection, utf8_size, valid_unicode
+from untag.request import Rejection
+from untag.text import utf8_size, valid_unicode
 
 SCHEMA_VERSION = "1"
 LIST_SHOWN = 100  # an event lists at most this many activities and errors, and says how many there were
