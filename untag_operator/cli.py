@@ -41,9 +41,10 @@ from untag_operator.worklists import cmd_ambiguous, cmd_pending
 
 EPILOG = """\
 The target options go before or after the command. --stack reads the outputs IntakeQueueUrl,
-ActivityTableName, ResultTopicArn and DeadLetterQueueUrl (cloudformation:DescribeStacks); --outputs takes
-them as JSON (e.g. `sam list stack-outputs --output json > outputs.json`). Environment: UNTAG_STACK or
-UNTAG_OUTPUTS when neither is given; AWS_ENDPOINT_URL for a local AWS; the usual AWS credentials chain.
+ActivityTableName, ResultTopicArn and DeadLetterQueueUrl (auth login: TokenSecretArn) with
+cloudformation:DescribeStacks; --outputs takes them as JSON (e.g. `sam list stack-outputs --output json`).
+Environment: UNTAG_STACK or UNTAG_OUTPUTS when neither is given; AWS_ENDPOINT_URL for a local AWS; the
+usual AWS credentials chain.
 
 exit status: 0 done, 1 AWS or setup error (credentials, stack, permissions), 2 bad arguments or an invalid
 request (nothing sent), 3 unknown request id (or, with --wait, not finished in time), 130 interrupted.
