@@ -171,11 +171,12 @@ def token_values(answer: dict[str, Any], client_id: str, client_secret: str | No
     if client_secret:
         values["client_secret"] = client_secret
     lifetime = answer.get("expires_in")
-    with contextlib.suppress(TypeError, ValueError):
-        lifetime = float(lifetime) if not isinstance(lifetime, bool) else None
-        if lifetime and lifetime > 0:
-            values["expires_at"] = int(now + lifetime)
-            values["expires_in"] = int(lifetime) if lifetime.is_integer() else lifetime  # as the service keeps it
+    if isinstance(lifetime, str):  # a number, however it is written
+        with contextlib.suppress(ValueError):
+            lifetime = float(lifetime)
+    if isinstance(lifetime, (int, float)) and not isinstance(lifetime, bool) and lifetime > 0:
+        values["expires_at"] = int(now + lifetime)
+        values["expires_in"] = lifetime  # as the service keeps it: refreshes short-lived tokens in time
     return values
 
 

@@ -212,6 +212,16 @@ def test_a_public_client_sends_its_client_id_and_is_warned_the_service_cannot_re
     assert_nothing_secret(run, sim, verifiers)
 
 
+def test_without_offline_access_it_warns_that_the_tokens_cannot_be_renewed(sim, capsys, tmp_path, verifiers):
+    path = tmp_path / "tokens.json"
+    run = Run(capsys, login_argv(sim, "--token-file", str(path), "--scope", "contact_data"))
+    browse(run.authorize_url())
+    assert run.finish().code == 0, run.err
+    assert "refresh_token" not in json.loads(path.read_text())
+    assert "scope contact_data;" in run.out and "no refresh token came back (is offline_access in --scope?)" in run.err
+    assert_nothing_secret(run, sim, verifiers)
+
+
 def test_the_secret_from_a_named_variable_or_a_prompt(sim, capsys, monkeypatch, tmp_path, verifiers):
     monkeypatch.delenv(SECRET_ENV)
     monkeypatch.setenv("MY_CC_SECRET", sim.client_secret)
@@ -339,3 +349,18 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+# --- the secret's fields -------------------------------------------------------------------------------------
+
+
+def test_token_values_and_what_a_login_keeps_of_the_secret():
+    answer = {"access_token": "a", "refresh_token": "r", "expires_in": "3600", "token_type": "Bearer", "id_token": "i"}
+    values = login_module.token_values(answer, "client-2", None, now=1000.5)
+    expected = {"access_token": "a", "refresh_token": "r", "client_id": "client-2", "expires_at": 4600}
+    assert values == {**expected, "expires_in": 3600.0}
+    held = {"access_token": "x", "placeholder": "Q3", "client_id": "client-1", "client_secret": "s1", "team": "crm"}
+    assert login_module.merged(held, values) == {**values, "team": "crm"}  # another client's secret goes
+    same_client = {**held, "client_id": "client-2", "expires_in": 60}
+    assert login_module.merged(same_client, values) == {**values, "client_secret": "s1", "team": "crm"}
+    assert "expires_at" not in login_module.token_values({"access_token": "a", "expires_in": True}, "c", "s", 0)
