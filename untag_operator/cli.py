@@ -6,6 +6,7 @@
     untag --stack cc-untag-dev ambiguous                                 # creates that got no clear answer
     untag --stack cc-untag-dev dlq list | dlq redrive [--max N]
     untag --stack cc-untag-dev results --follow [--state failed]         # tail result events
+    untag --stack cc-untag-dev auth login --client-id API_KEY            # first OAuth tokens into the secret
 
 The stack is named by ``--stack NAME`` (its CloudFormation outputs are read) or ``--outputs FILE``
 (a JSON of the outputs: an object, the ``[{"OutputKey", "OutputValue"}]`` list that
@@ -31,6 +32,8 @@ from botocore.exceptions import (
 
 from untag_operator.console import EXIT_ERROR, EXIT_INTERRUPTED, CliError
 from untag_operator.dlq import cmd_dlq
+from untag_operator.login import DEFAULT_SECRET_ENV, cmd_auth_login
+from untag_operator.oauth import AUTHORIZE_URL, DEFAULT_SCOPE, TOKEN_URL
 from untag_operator.results import RESULT_STATES, cmd_results
 from untag_operator.status import cmd_status
 from untag_operator.submit import cmd_submit
@@ -38,9 +41,10 @@ from untag_operator.worklists import cmd_ambiguous, cmd_pending
 
 EPILOG = """\
 The target options go before or after the command. --stack reads the outputs IntakeQueueUrl,
-ActivityTableName, ResultTopicArn and DeadLetterQueueUrl (cloudformation:DescribeStacks); --outputs takes
-them as JSON (e.g. `sam list stack-outputs --output json > outputs.json`). Environment: UNTAG_STACK or
-UNTAG_OUTPUTS when neither is given; AWS_ENDPOINT_URL for a local AWS; the usual AWS credentials chain.
+ActivityTableName, ResultTopicArn and DeadLetterQueueUrl (auth login: TokenSecretArn) with
+cloudformation:DescribeStacks; --outputs takes them as JSON (e.g. `sam list stack-outputs --output json`).
+Environment: UNTAG_STACK or UNTAG_OUTPUTS when neither is given; AWS_ENDPOINT_URL for a local AWS; the
+usual AWS credentials chain.
 
 exit status: 0 done, 1 AWS or setup error (credentials, stack, permissions), 2 bad arguments or an invalid
 request (nothing sent), 3 unknown request id (or, with --wait, not finished in time), 130 interrupted.
@@ -160,6 +164,54 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--wait-seconds", type=int, default=20, help=argparse.SUPPRESS)  # long-poll length
     results.add_argument("--json", action="store_true", help="print each event as one JSON line")
     results.set_defaults(handler=cmd_results)
+
+    auth = commands.add_parser(
+        "auth",
+        parents=[common],
+        help="Constant Contact authorization: login (the first OAuth tokens)",
+        description="Constant Contact authorization.",
+    )
+    auth_commands = auth.add_subparsers(dest="auth_command", metavar="COMMAND", required=True)
+    login = auth_commands.add_parser(
+        "login",
+        parents=[common],
+        allow_abbrev=False,  # so that no option prefix can take a secret
+        help="authorize the app in a browser; write the first tokens to the stack's secret or a file",
+        description="Constant Contact's OAuth2 authorization-code flow with PKCE: a listener on 127.0.0.1 waits "
+        "for the browser to come back from the authorize URL, the code is exchanged for tokens, and they are "
+        "written in the token secret's format (docs/contracts.md section 3) to --stack's TokenSecretArn, "
+        "--secret-id or --token-file. No token or secret is ever printed.",
+    )
+    login.add_argument("--client-id", required=True, metavar="API_KEY", help="the app's API key (client_id)")
+    secret = login.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--client-secret-env",
+        metavar="NAME",
+        help=f"the environment variable holding the client secret (default: {DEFAULT_SECRET_ENV} when set; "
+        f"without a secret untag is a public PKCE client)",
+    )
+    secret.add_argument("--ask-secret", action="store_true", help="type the client secret at a hidden prompt")
+    login.add_argument("--client-secret", dest="plain_client_secret", help=argparse.SUPPRESS)  # refused, clearly
+    destination = login.add_mutually_exclusive_group()
+    destination.add_argument("--secret-id", metavar="ID", help="write to this Secrets Manager secret (ARN or name)")
+    destination.add_argument("--token-file", metavar="PATH", help="write to this JSON file (mode 0600)")
+    login.add_argument("--authorize-url", default=AUTHORIZE_URL, metavar="URL", help="(default: Constant Contact's)")
+    login.add_argument("--token-url", default=TOKEN_URL, metavar="URL", help="(default: Constant Contact's)")
+    redirect = login.add_mutually_exclusive_group()
+    redirect.add_argument(
+        "--redirect-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="the listener's port: redirect URI http://127.0.0.1:PORT/callback (default 0: any free port)",
+    )
+    redirect.add_argument(
+        "--redirect-uri", metavar="URI", help="a fixed loopback redirect URI, e.g. http://localhost:8765/callback"
+    )
+    login.add_argument("--scope", default=DEFAULT_SCOPE, help=f"(default: {DEFAULT_SCOPE})")
+    login.add_argument("--no-browser", action="store_true", help="only print the URL to open")
+    login.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS", help="wait for the browser (300)")
+    login.set_defaults(handler=cmd_auth_login)
     return parser
 
 

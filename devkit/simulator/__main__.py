@@ -1,6 +1,7 @@
 """`python -m devkit.simulator`: the Constant Contact simulator on 127.0.0.1, until interrupted.
 
-Prints one JSON line: the API's base URL, the token URL and a valid token secret.
+Prints one JSON line: the API's base URL, the authorize and token URLs (the client id is ``sim-client``, its
+secret ``sim-secret``: ``untag auth login`` works against them) and a valid token secret.
 """
 
 from __future__ import annotations
@@ -37,7 +38,14 @@ def main(argv: list[str] | None = None) -> None:
     ).start(port=args.port)
     sim.add_foreign_activities(args.foreign_activities)
     print(
-        json.dumps({"base_url": sim.base_url, "token_url": sim.token_url, "token_secret": sim.issue_tokens()}),
+        json.dumps(
+            {
+                "base_url": sim.base_url,
+                "authorize_url": sim.authorize_url,
+                "token_url": sim.token_url,
+                "token_secret": sim.issue_tokens(),
+            }
+        ),
         flush=True,
     )
     try:

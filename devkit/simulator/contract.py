@@ -14,6 +14,7 @@ from urllib.parse import parse_qs
 ACTIVITIES = "/v3/activities"
 TAGGINGS_REMOVE = "/v3/activities/contacts_taggings_remove"
 TOKEN_PATH = "/oauth2/default/v1/token"
+AUTHORIZE_PATH = "/oauth2/default/v1/authorize"
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,64}")  # always used with fullmatch
 ID_SOURCES = {"contact_ids": 500, "list_ids": 50, "tag_ids": 50}  # source key -> max items
@@ -28,7 +29,9 @@ UNAUTHORIZED = {"error_key": "unauthorized", "error_message": "Unauthorized"}
 THROTTLED = {"error_key": "throttled", "error_message": "Too Many Requests"}
 QUOTA_EXCEEDED = {"error_key": "quota_exceeded", "error_message": "Limit Exceeded"}
 
-Response = tuple[int, Any]  # (HTTP status, JSON body); None instead means "drop the connection"
+# (HTTP status, JSON body) or (status, body, response headers); body None: no body. None instead of a
+# Response means "drop the connection".
+Response = tuple[int, Any] | tuple[int, Any, dict[str, str]]
 
 
 def iso(ts: float) -> str:
@@ -156,7 +159,8 @@ def recorded_body(path: str, raw: bytes) -> Any:
     text = raw.decode("utf-8", "replace")
     if path == TOKEN_PATH:
         form = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(text, keep_blank_values=True).items()}
-        return {k: ("<redacted>" if "token" in k or "secret" in k else v) for k, v in form.items()}
+        secret = ("token", "secret", "code")  # tokens, the client secret, the code and its verifier
+        return {k: ("<redacted>" if any(word in k for word in secret) else v) for k, v in form.items()}
     try:
         return json.loads(text)
     except ValueError:

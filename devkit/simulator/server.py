@@ -2,7 +2,7 @@
 API request passes (authentication, daily quota, rate limit, injected faults) before its endpoint, over HTTP.
 
 The endpoints are mixed in by concern: ``ActivityApi`` (devkit.simulator.activities) and ``TokenApi``
-(devkit.simulator.oauth); the API's rules are in devkit.simulator.contract.
+(devkit.simulator.oauth: authorization and token); the API's rules are in devkit.simulator.contract.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import random
-import secrets
 import threading
 import time
 import uuid
@@ -26,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 from devkit.simulator.activities import ActivityApi
 from devkit.simulator.contract import (
     ACTIVITIES,
+    AUTHORIZE_PATH,
     ID_PATTERN,
     QUOTA_EXCEEDED,
     TAGGINGS_REMOVE,
@@ -107,8 +107,8 @@ class ConstantContactSimulator(ActivityApi, TokenApi):
         # observations
         self.calls: list[Call] = []
         self.malformed: list[str] = []
-        self.token_refreshes = 0
-        self.invalid_grants = 0
+        self.token_refreshes = self.code_exchanges = self.invalid_grants = 0
+        self.authorizations: list[dict] = []  # each authorization approved: client_id, redirect_uri, scope
         self.issued_secrets: list[str] = []  # every token and refresh token handed out, to scan logs for leaks
         # state
         self._lock = threading.RLock()
@@ -119,6 +119,7 @@ class ConstantContactSimulator(ActivityApi, TokenApi):
         self._seq = 0
         self._access_tokens: dict[str, float] = {}  # token -> epoch expiry
         self._refresh_tokens: set[str] = set()
+        self._auth_codes: dict[str, dict] = {}  # one-time authorization code -> its grant and code challenge
         self._faults: list[_Fault] = []
         self._outcomes: dict[str, str] = {}
         self._api_window: deque[float] = deque()
@@ -162,25 +163,6 @@ class ConstantContactSimulator(ActivityApi, TokenApi):
         self.stop()
 
     # ----- test controls ---------------------------------------------------------------
-    def issue_tokens(self) -> dict:
-        """A fresh token secret (contracts.md section 3) that is valid now."""
-        with self._lock:
-            access, expires_at = self._new_access_token()
-            refresh = secrets.token_urlsafe(32)
-            self._refresh_tokens.add(refresh)
-            self.issued_secrets.append(refresh)
-        return {
-            "access_token": access,
-            "refresh_token": refresh,
-            "client_id": self.client_id,
-            "client_secret": self.client_secret,
-            "expires_at": int(expires_at),
-        }
-
-    def expire_access_tokens(self) -> None:
-        with self._lock:
-            self._access_tokens.clear()
-
     def fail_next(
         self,
         method: str,
@@ -266,7 +248,7 @@ class ConstantContactSimulator(ActivityApi, TokenApi):
         """Clear calls, token counters, quota usage and rate windows (not `malformed`, not activities)."""
         with self._lock:
             self.calls.clear()
-            self.token_refreshes = self.invalid_grants = self._quota_used = 0
+            self.token_refreshes = self.code_exchanges = self.invalid_grants = self._quota_used = 0
             self._quota_exhausted = False
             self._api_window.clear()
             self._token_window.clear()
@@ -313,6 +295,8 @@ class ConstantContactSimulator(ActivityApi, TokenApi):
     def _route(self, method: str, path: str, query: dict, headers: Any, raw: bytes) -> Response:
         if path == TOKEN_PATH and method == "POST":
             return self._token(headers, raw)
+        if path == AUTHORIZE_PATH and method == "GET":
+            return self._authorize(query)
         activity_id = path[len(ACTIVITIES) + 1 :] if path.startswith(ACTIVITIES + "/") else ""
         if method == "POST" and path == TAGGINGS_REMOVE:
             handler = partial(self._create, query, headers, raw)
@@ -385,9 +369,11 @@ class _Handler(BaseHTTPRequestHandler):
         if result is None:
             self.close_connection = True  # the socket closes without an answer
             return
-        status, body = result
-        data = json.dumps(body).encode()
+        status, body, *headers = result
+        data = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
+        for name, value in headers[0].items() if headers else ():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
