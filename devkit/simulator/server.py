@@ -13,7 +13,6 @@ import random
 import secrets
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -216,32 +215,6 @@ class ConstantContactSimulator(ActivityApi, TokenApi):
         with self._lock:
             self._quota_exhausted = False
             self._quota_used = 0
-
-    def add_foreign_activities(self, n: int) -> None:
-        """Other activity types (exports, imports, list adds) that share the account's activity list."""
-        rng = self._foreign_rng
-        with self._lock:
-            for _ in range(n):
-                kind, people = rng.choice(("export", "import", "list_add")), rng.randint(1, 5000)
-                status: dict = {"person_count": people}
-                errors: list = []
-                if kind == "import":
-                    status.update(items_total_count=people, items_completed_count=people, error_count=1)
-                    errors = [{"message": "Row 2: invalid email address"}]  # the object form
-                elif kind == "list_add":
-                    status["list_count"] = rng.randint(1, 5)
-                rec = self._new_record(str(uuid.uuid4()), "foreign", None, self._clock())
-                stamp = rec["created_at"]
-                rec.update(
-                    state="completed",
-                    percent_done=100,
-                    status=status,
-                    activity_errors=errors,
-                    started_at=stamp,
-                    completed_at=stamp,
-                )
-                if kind == "export":
-                    rec["_links"]["results"] = {"href": f"/v3/contact_exports/{rec['activity_id']}"}
 
     # ----- observations ----------------------------------------------------------------
     @property
