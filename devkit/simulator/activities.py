@@ -39,6 +39,7 @@ class ActivityApi:
     _seq: int
     _outcomes: dict[str, str]
     _foreign_rng: Any
+    _untag_completed: Any
     refused_contacts: set[str]
     seconds_to_finish: float | None
     reads_to_finish: int
@@ -104,6 +105,7 @@ class ActivityApi:
                     more = True
                     break
                 rec.update(seen)
+                self._untag_completed(rec)
                 page.append(self._view(rec))
                 last_seq = rec["seq"]
         body: dict = {"activities": page}
@@ -200,6 +202,7 @@ class ActivityApi:
             activity_errors=errors,
             status={"items_total_count": total, "items_completed_count": done},
         )
+        self._untag_completed(rec)  # a completed removal takes its tags off the contacts
 
     @staticmethod
     def _view(rec: dict) -> dict:

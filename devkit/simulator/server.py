@@ -1,7 +1,8 @@
 """The simulator itself: its state and lifecycle, the controls tests use, what it observed, and the gate every
 API request passes (authentication, daily quota, rate limit, injected faults) before its endpoint, over HTTP.
 
-The endpoints are mixed in by concern: ``ActivityApi`` (devkit.simulator.activities) and ``TokenApi``
+The endpoints are mixed in by concern: ``ActivityApi`` (devkit.simulator.activities), ``ContactApi``
+(devkit.simulator.contacts, with the contacts and tags and their controls) and ``TokenApi``
 (devkit.simulator.oauth); the API's rules are in devkit.simulator.contract.
 """
 
@@ -23,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from devkit.simulator.activities import ActivityApi
+from devkit.simulator.contacts import ContactApi
 from devkit.simulator.contract import (
     ACTIVITIES,
     ID_PATTERN,
@@ -66,7 +68,7 @@ class _Fault:
     carried_out: bool = False  # the request is carried out first; only its answer is lost or replaced
 
 
-class ConstantContactSimulator(ActivityApi, TokenApi):
+class ConstantContactSimulator(ActivityApi, ContactApi, TokenApi):
     """In-process fake of the Constant Contact V3 API. See the module docstring."""
 
     def __init__(
@@ -115,6 +117,7 @@ class ConstantContactSimulator(ActivityApi, TokenApi):
         self._fault_rng = random.Random(seed)
         self._foreign_rng = random.Random(seed + 1)
         self._records: dict[str, dict] = {}  # every activity (tagging and foreign), oldest first
+        self._init_contacts(seed)  # tags and contacts (devkit.simulator.contact_state)
         self._seq = 0
         self._access_tokens: dict[str, float] = {}  # token -> epoch expiry
         self._refresh_tokens: set[str] = set()
@@ -293,6 +296,8 @@ class ConstantContactSimulator(ActivityApi, TokenApi):
             handler = partial(self._list, query)
         elif method == "GET" and ID_PATTERN.fullmatch(activity_id):
             handler = partial(self._get, activity_id, query)
+        elif contact_endpoint := self._contact_endpoint(method, path):
+            handler = partial(contact_endpoint, query)
         else:
             self._malformed(method, path, "no such endpoint or method")
             return 404, api_errors("not_found", f"No route for {method} {path}")
