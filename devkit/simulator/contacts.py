@@ -97,10 +97,10 @@ class ContactApi(ContactState):
             body: dict[str, Any] = {"contacts": [c.view(include) for c in page[:limit]]}
             if include_count:
                 body["contacts_count"] = self._contact_count(criteria)
-        if len(page) > limit:
-            last = page[limit - 1]
+            last = f"{page[limit - 1].updated}:{page[limit - 1].contact_id}" if len(page) > limit else None
+        if last is not None:
             carried = {k: v for k, v in params.items() if k != "limit"}
-            cursor = encode_query_cursor({**carried, "limit": limit, "next": f"{last.updated}:{last.contact_id}"})
+            cursor = encode_query_cursor({**carried, "limit": limit, "next": last})
             body["_links"] = {"next": {"href": f"{CONTACTS}?{urlencode({'cursor': cursor, 'limit': limit})}"}}
         return 200, body
 
