@@ -1,7 +1,9 @@
-"""The simulator's activity endpoints and lifecycle: create a tag removal, read one, list them (newest first).
+"""The simulator's activity endpoints and lifecycle: create a tag removal, read one, list them (newest first);
+and the test control that adds other activity types to the account's list.
 
 Mixed into ``ConstantContactSimulator``, whose state it uses: ``_lock``, ``_records`` (every activity,
-oldest first), ``_seq``, ``_outcomes``, ``refused_contacts``, ``seconds_to_finish``, ``reads_to_finish``.
+oldest first), ``_seq``, ``_outcomes``, ``_foreign_rng``, ``refused_contacts``, ``seconds_to_finish``,
+``reads_to_finish``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class ActivityApi:
     _records: dict[str, dict]
     _seq: int
     _outcomes: dict[str, str]
+    _foreign_rng: Any
+    _untag_completed: Any
     refused_contacts: set[str]
     seconds_to_finish: float | None
     reads_to_finish: int
@@ -101,6 +105,7 @@ class ActivityApi:
                     more = True
                     break
                 rec.update(seen)
+                self._untag_completed(rec)
                 page.append(self._view(rec))
                 last_seq = rec["seq"]
         body: dict = {"activities": page}
@@ -108,6 +113,32 @@ class ActivityApi:
             params = {"limit": limit, **({"state": state} if state else {}), "next": encode_cursor(last_seq)}
             body["_links"] = {"next": {"href": f"{ACTIVITIES}?{urlencode(params)}"}}
         return 200, body
+
+    def add_foreign_activities(self, n: int) -> None:
+        """Other activity types (exports, imports, list adds) that share the account's activity list."""
+        rng = self._foreign_rng
+        with self._lock:
+            for _ in range(n):
+                kind, people = rng.choice(("export", "import", "list_add")), rng.randint(1, 5000)
+                status: dict = {"person_count": people}
+                errors: list = []
+                if kind == "import":
+                    status.update(items_total_count=people, items_completed_count=people, error_count=1)
+                    errors = [{"message": "Row 2: invalid email address"}]  # the object form
+                elif kind == "list_add":
+                    status["list_count"] = rng.randint(1, 5)
+                rec = self._new_record(str(uuid.uuid4()), "foreign", None, self._clock())
+                stamp = rec["created_at"]
+                rec.update(
+                    state="completed",
+                    percent_done=100,
+                    status=status,
+                    activity_errors=errors,
+                    started_at=stamp,
+                    completed_at=stamp,
+                )
+                if kind == "export":
+                    rec["_links"]["results"] = {"href": f"/v3/contact_exports/{rec['activity_id']}"}
 
     def _new_record(self, activity_id: str, kind: str, body: dict | None, now: float) -> dict:
         self._seq += 1
@@ -171,6 +202,7 @@ class ActivityApi:
             activity_errors=errors,
             status={"items_total_count": total, "items_completed_count": done},
         )
+        self._untag_completed(rec)  # a completed removal takes its tags off the contacts
 
     @staticmethod
     def _view(rec: dict) -> dict:

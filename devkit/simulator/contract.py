@@ -1,20 +1,24 @@
 """What the Constant Contact V3 API accepts and answers, as the simulator enforces it: paths, id rules, the
-contacts_taggings_remove body, error bodies, list cursors, and the sliding-window rate limit."""
+contacts_taggings_remove body, contact and tag query values, timestamps, error bodies, list cursors, and
+the sliding-window rate limit."""
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 from collections import deque
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl, urlencode
 
 ACTIVITIES = "/v3/activities"
 TAGGINGS_REMOVE = "/v3/activities/contacts_taggings_remove"
 TOKEN_PATH = "/oauth2/default/v1/token"
 AUTHORIZE_PATH = "/oauth2/default/v1/authorize"
+CONTACTS = "/v3/contacts"
+CONTACT_TAGS = "/v3/contact_tags"
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,64}")  # always used with fullmatch
 ID_SOURCES = {"contact_ids": 500, "list_ids": 50, "tag_ids": 50}  # source key -> max items
@@ -24,6 +28,15 @@ MAX_TAG_IDS = 50
 TERMINAL_STATES = ("completed", "cancelled", "failed", "timed_out")
 FILTERABLE_STATES = ("processing", *TERMINAL_STATES)
 ACCESS_TOKEN_LIFETIME = 86_400
+PERMISSIONS = ("explicit", "implicit", "not_set", "pending_confirmation", "temp_hold", "unsubscribed")
+ACTIVE_PERMISSIONS = ("explicit", "implicit")  # status `active`
+CONTACT_STATUSES = ("all", "active", "deleted", "not_set", "pending_confirmation", "temp_hold", "unsubscribed")
+CONTACT_INCLUDES = ("custom_fields", "list_memberships", "phone_numbers", "street_addresses", "taggings", "notes")
+MAX_QUERY_LISTS = 25  # GET /contacts?lists=
+MAX_QUERY_TAGS = 50  # GET /contacts?tags=
+MAX_CONTACT_IDS = 50  # list_memberships and taggings a contact holds (the schema's maxItems)
+MAX_TAG_NAME = 255
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 UNAUTHORIZED = {"error_key": "unauthorized", "error_message": "Unauthorized"}
 THROTTLED = {"error_key": "throttled", "error_message": "Too Many Requests"}
@@ -36,6 +49,24 @@ Response = tuple[int, Any] | tuple[int, Any, dict[str, str]]
 
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@functools.lru_cache(maxsize=1 << 16)  # a contact's stamps are mostly one and the same
+def iso_us(us: int) -> str:
+    """Epoch microseconds as ISO-8601 UTC with six fraction digits (``2026-12-02T06:40:00.123001Z``): a
+    contact's stamp carries a microsecond tie-break, and a fixed width keeps string order the time order."""
+    return (EPOCH + timedelta(microseconds=us)).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_instant(text: str) -> int | None:
+    """An ISO-8601 date-time (or date) as epoch microseconds, UTC unless it has an offset; None if malformed."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - EPOCH) // timedelta(microseconds=1)
 
 
 def api_errors(key: str, *messages: str) -> list[dict]:
@@ -125,6 +156,22 @@ def decode_cursor(cursor: str) -> int | None:
         return None
     prefix, _, seq = text.partition(":")
     return int(seq) if prefix == "sim" and seq.isascii() and seq.isdigit() else None
+
+
+def encode_query_cursor(params: dict[str, Any]) -> str:
+    """An opaque cursor that carries a query and a position (``next``), like Constant Contact's own
+    (base64 of ``limit=1&next=...``)."""
+    return base64.urlsafe_b64encode(urlencode(params).encode()).decode().rstrip("=")
+
+
+def decode_query_cursor(cursor: str) -> dict[str, str] | None:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        return None
+    params = dict(pairs)
+    return params if len(params) == len(pairs) and "next" in params else None
 
 
 def admit(window: deque[float], rate: float, now: float) -> bool:

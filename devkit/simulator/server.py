@@ -1,7 +1,8 @@
 """The simulator itself: its state and lifecycle, the controls tests use, what it observed, and the gate every
 API request passes (authentication, daily quota, rate limit, injected faults) before its endpoint, over HTTP.
 
-The endpoints are mixed in by concern: ``ActivityApi`` (devkit.simulator.activities) and ``TokenApi``
+The endpoints are mixed in by concern: ``ActivityApi`` (devkit.simulator.activities), ``ContactApi``
+(devkit.simulator.contacts, with the contacts and tags and their controls) and ``TokenApi``
 (devkit.simulator.oauth: authorization and token); the API's rules are in devkit.simulator.contract.
 """
 
@@ -12,7 +13,6 @@ import json
 import random
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from devkit.simulator.activities import ActivityApi
+from devkit.simulator.contacts import ContactApi
 from devkit.simulator.contract import (
     ACTIVITIES,
     AUTHORIZE_PATH,
@@ -67,7 +68,7 @@ class _Fault:
     carried_out: bool = False  # the request is carried out first; only its answer is lost or replaced
 
 
-class ConstantContactSimulator(ActivityApi, TokenApi):
+class ConstantContactSimulator(ActivityApi, ContactApi, TokenApi):
     """In-process fake of the Constant Contact V3 API. See the module docstring."""
 
     def __init__(
@@ -116,6 +117,7 @@ class ConstantContactSimulator(ActivityApi, TokenApi):
         self._fault_rng = random.Random(seed)
         self._foreign_rng = random.Random(seed + 1)
         self._records: dict[str, dict] = {}  # every activity (tagging and foreign), oldest first
+        self._init_contacts(seed)  # tags and contacts (devkit.simulator.contact_state)
         self._seq = 0
         self._access_tokens: dict[str, float] = {}  # token -> epoch expiry
         self._refresh_tokens: set[str] = set()
@@ -199,32 +201,6 @@ class ConstantContactSimulator(ActivityApi, TokenApi):
             self._quota_exhausted = False
             self._quota_used = 0
 
-    def add_foreign_activities(self, n: int) -> None:
-        """Other activity types (exports, imports, list adds) that share the account's activity list."""
-        rng = self._foreign_rng
-        with self._lock:
-            for _ in range(n):
-                kind, people = rng.choice(("export", "import", "list_add")), rng.randint(1, 5000)
-                status: dict = {"person_count": people}
-                errors: list = []
-                if kind == "import":
-                    status.update(items_total_count=people, items_completed_count=people, error_count=1)
-                    errors = [{"message": "Row 2: invalid email address"}]  # the object form
-                elif kind == "list_add":
-                    status["list_count"] = rng.randint(1, 5)
-                rec = self._new_record(str(uuid.uuid4()), "foreign", None, self._clock())
-                stamp = rec["created_at"]
-                rec.update(
-                    state="completed",
-                    percent_done=100,
-                    status=status,
-                    activity_errors=errors,
-                    started_at=stamp,
-                    completed_at=stamp,
-                )
-                if kind == "export":
-                    rec["_links"]["results"] = {"href": f"/v3/contact_exports/{rec['activity_id']}"}
-
     # ----- observations ----------------------------------------------------------------
     @property
     def activities(self) -> dict[str, dict]:
@@ -304,6 +280,8 @@ class ConstantContactSimulator(ActivityApi, TokenApi):
             handler = partial(self._list, query)
         elif method == "GET" and ID_PATTERN.fullmatch(activity_id):
             handler = partial(self._get, activity_id, query)
+        elif contact_endpoint := self._contact_endpoint(method, path):
+            handler = partial(contact_endpoint, query)
         else:
             self._malformed(method, path, "no such endpoint or method")
             return 404, api_errors("not_found", f"No route for {method} {path}")
