@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from untag.request import Rejection, UntagRequest, read_request
+from untag.request import EMAIL_PATTERN, Rejection, UntagRequest, read_request
 from untag.result_event import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -245,6 +246,73 @@ EDGE_CASES = [
     ({"metadata": {"a": [1, {"b": None}]}, "source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"]}, "any metadata"),
     ({"metadata": "crm", "source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"]}, "metadata not an object"),
     (["c-1"], "not an object"),
+    # contract section 4: tags by name, contacts by e-mail address, previews
+    ({"source": {"contact_ids": ["c-1"]}, "tag_names": ["churned-2026"]}, "tag names only"),
+    ({"source": {"contact_ids": ["c-1"]}, "tag_names": ["vip"], "tag_ids": ["t-1"]}, "tag names and tag ids"),
+    ({"source": {"contact_ids": ["c-1"]}, "tag_names": ["vip"], "tag_ids": []}, "empty tag_ids with tag names"),
+    ({"source": {"contact_ids": ["c-1"]}, "tag_names": [], "tag_ids": ["t-1"]}, "empty tag_names with tag ids"),
+    ({"source": {"contact_ids": ["c-1"]}, "tag_names": []}, "empty tag_names and no tag_ids"),
+    ({"source": {"contact_ids": ["c-1"]}, "tag_names": [], "tag_ids": []}, "empty tag_names and empty tag_ids"),
+    ({"source": {"contact_ids": ["c-1"]}, "tag_names": ["   "]}, "a tag name of spaces only"),
+    ({"source": {"contact_ids": ["c-1"]}, "tag_names": ["\u00a0\u3000\x1c"]}, "a tag name of Unicode spaces only"),
+    ({"source": {"contact_ids": ["c-1"]}, "tag_names": [""]}, "an empty tag name"),
+    ({"source": {"contact_ids": ["c-1"]}, "tag_names": [" VIP "]}, "a tag name with spaces around it"),
+    ({"source": {"contact_ids": ["c-1"]}, "tag_names": ["n" * 255]}, "a 255-character tag name"),
+    ({"source": {"contact_ids": ["c-1"]}, "tag_names": ["n" * 256]}, "a 256-character tag name"),
+    ({"source": {"contact_ids": ["c-1"]}, "tag_names": [" " + "n" * 255]}, "256 characters before trimming"),
+    ({"source": {"contact_ids": ["c-1"]}, "tag_names": [7]}, "a number as a tag name"),
+    ({"source": {"contact_ids": ["c-1"]}, "tag_names": "vip"}, "tag_names not an array"),
+    ({"source": {"contact_ids": ["c-1"]}, "tag_names": [f"n{n}" for n in range(501)]}, "501 tag names"),
+    ({"source": {"emails": ["Ana@Example.com ", "bo@example.com"]}, "tag_ids": ["t-1"]}, "an emails source"),
+    ({"source": {"emails": ["\u00a0ana@example.com\n"]}, "tag_ids": ["t-1"]}, "an address in Unicode spaces"),
+    ({"source": {"emails": ["ana@example"]}, "tag_ids": ["t-1"]}, "an address without a dot in its domain"),
+    ({"source": {"emails": ["ana@@example.com"]}, "tag_ids": ["t-1"]}, "an address with two @"),
+    ({"source": {"emails": ["ana maria@example.com"]}, "tag_ids": ["t-1"]}, "an address with a space inside"),
+    ({"source": {"emails": ["ana@example..com"]}, "tag_ids": ["t-1"]}, "an address with an empty domain label"),
+    ({"source": {"emails": ["a" * 242 + "@example.com"]}, "tag_ids": ["t-1"]}, "a 254-character address"),
+    ({"source": {"emails": ["a" * 243 + "@example.com"]}, "tag_ids": ["t-1"]}, "a 255-character address"),
+    ({"source": {"emails": [" " * 250 + "a@b.co"]}, "tag_ids": ["t-1"]}, "255 characters before trimming"),
+    ({"source": {"emails": []}, "tag_ids": ["t-1"]}, "an empty emails source"),
+    ({"source": {"emails": "ana@example.com"}, "tag_ids": ["t-1"]}, "emails not an array"),
+    ({"source": {"emails": ["ana@example.com"], "contact_ids": ["c-1"]}, "tag_ids": ["t-1"]}, "emails and contact ids"),
+    (
+        {"source": {"list_ids": ["l-1"]}, "exclude": {"emails": ["ana@example.com"]}, "tag_ids": ["t-1"]},
+        "exclude emails",
+    ),
+    (
+        {
+            "source": {"all_active_contacts": True},
+            "exclude": {"emails": ["ana@example.com"], "contact_ids": ["c-9"]},
+            "tag_ids": ["t-1"],
+        },
+        "exclude emails and contact ids, all active contacts",
+    ),
+    (
+        {"source": {"list_ids": ["l-1"], "exclude": {"emails": ["ana@example.com"]}}, "tag_ids": ["t-1"]},
+        "tolerated: exclude emails in source",
+    ),
+    ({"source": {"list_ids": ["l-1"]}, "exclude": {"emails": ["ana@"]}, "tag_ids": ["t-1"]}, "exclude a bad address"),
+    (
+        {"source": {"contact_ids": ["c-1"]}, "exclude": {"emails": ["ana@example.com"]}, "tag_ids": ["t-1"]},
+        "exclude emails with a contact_ids source",
+    ),
+    (
+        {"source": {"emails": ["bo@example.com"]}, "exclude": {"emails": ["ana@example.com"]}, "tag_ids": ["t-1"]},
+        "exclude emails with an emails source",
+    ),
+    (
+        {"source": {"emails": ["bo@example.com"], "exclude": ["c-1"]}, "tag_ids": ["t-1"]},
+        "nested exclude with an emails source",
+    ),
+    (
+        {"source": {"tag_ids": ["t-2"], "exclude": {"emails": ["ana@example.com"]}}, "tag_ids": ["t-1"]},
+        "nested exclude emails with a tag source",
+    ),
+    ({"source": {"emails": ["bo@example.com"]}, "exclude": {"emails": []}, "tag_ids": ["t-1"]}, "empty exclude emails"),
+    ({"source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"], "dry_run": True}, "dry_run true"),
+    ({"source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"], "dry_run": False}, "dry_run false"),
+    ({"source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"], "dry_run": "true"}, "dry_run the string true"),
+    ({"source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"], "dry_run": 1}, "dry_run 1"),
 ]
 
 
@@ -254,12 +322,34 @@ def test_the_schema_accepts_exactly_what_the_service_accepts(request_body, why):
     assert (errors_of(request_body) == []) == service_accepts, errors_of(request_body)
 
 
+def test_the_white_space_the_schema_spells_out_is_what_the_service_trims():
+    """Tag names and addresses are trimmed with str.strip(); the schema lists those characters explicitly
+    (ECMA-262's `\\s` is another set), so that validators in every language judge names and addresses alike."""
+    pattern = re.compile(load("untag-request.schema.json")["$defs"]["tag_name"]["pattern"])
+    characters = (chr(code) for code in range(sys.maxunicode + 1) if not 0xD800 <= code <= 0xDFFF)
+    assert [c for c in characters if bool(pattern.search(c)) == c.isspace()] == []
+    space = pattern.pattern[2:-1]
+    service = EMAIL_PATTERN.pattern.replace("\\s", space)  # the address once trimmed, as the service matches it
+    assert load("untag-request.schema.json")["$defs"]["email"]["pattern"] == f"^[{space}]*{service}[{space}]*$"
+
+
 def test_the_service_checks_what_the_schema_cannot_express():
-    """Documented in the schema's description: the 4 KB metadata limit is checked by the service only."""
+    """Documented in the schema's description: the 4 KB metadata limit, and the 500 tags that `tag_ids` and
+    `tag_names` name together (JSON Schema cannot add two arrays' lengths), are checked by the service only."""
     body = {"source": {"list_ids": ["l-1"]}, "tag_ids": ["t-1"], "metadata": {"blob": "x" * 5000}}
     assert errors_of(body) == []
     assert isinstance(read_request(json.dumps(body), "m-1"), Rejection)
     assert "4 KB" in load("untag-request.schema.json")["properties"]["metadata"]["description"]
+
+    tags = {"tag_ids": [f"t-{n}" for n in range(300)], "tag_names": [f"name {n}" for n in range(201)]}
+    body = {"source": {"list_ids": ["l-1"]}, **tags}  # 501 tags: each array alone is within its cap
+    assert errors_of(body) == []
+    rejection = read_request(json.dumps(body), "m-1")
+    assert isinstance(rejection, Rejection) and "more than the cap of 500 tags" in rejection.errors[0]
+    body["tag_names"] = body["tag_names"][:200]
+    assert isinstance(read_request(json.dumps(body), "m-1"), UntagRequest)
+    description = load("untag-request.schema.json")["description"]
+    assert "`tag_ids` and `tag_names` together name at most 500 tags" in description
 
 
 # --- result events: everything the service publishes validates ----------------------------------------------
