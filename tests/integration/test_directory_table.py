@@ -73,6 +73,8 @@ def test_quota_shares_are_granted_until_spent_and_calls_can_be_given_back(stack)
     assert controls.take_calls("sync", 600, 1000) == 400  # what is left
     assert controls.take_calls("sync", 1, 1000) == 0
     assert controls.take_calls("lookups", 5, 500) == 5  # another purpose, another share
+    assert controls.take_calls("counts", 5, 0) == 0  # a share of nothing grants nothing
+    assert controls.take_calls("fresh", 50, 20) == 20  # never more than the share, even on the first take
     controls.return_calls("sync", 100)
     assert controls.take_calls("sync", 150, 1000) == 100
 

@@ -53,7 +53,13 @@ class Store:
 
     # requests
     def accept_request(
-        self, request: UntagRequest, *, received_at: str, planned: int, lease_seconds: float | None
+        self,
+        request: UntagRequest,
+        *,
+        received_at: str,
+        planned: int,
+        lease_seconds: float | None,
+        received_epoch: float = 0.0,
     ) -> tuple[bool, RequestRecord]:
         if request.request_id in self.requests:
             return False, self.requests[request.request_id]
@@ -74,6 +80,7 @@ class Store:
             tag_names=request.tag_names,
             exclude_emails=request.exclude_emails,
             dry_run=request.dry_run,
+            received_epoch=received_epoch,
         )
         self.requests[request.request_id] = record
         (self.resolution_due if resolving else self.creation_due)[request.request_id] = max(self.clock(), lease_until)

@@ -7,6 +7,7 @@ the same behaviour through moto and the simulator over HTTP.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -25,11 +26,12 @@ def send(services: Services, *bodies: dict) -> None:
 
 
 def finish(services: Services) -> None:
-    """Let Constant Contact complete every activity, and poll."""
-    for activity_id in services.constant_contact.states:
-        services.constant_contact.states[activity_id] = "completed"
-    services.clock.advance(60)
-    poll(services, budget(services))
+    """Poll a few times a minute apart, Constant Contact completing every activity in between."""
+    for _ in range(3):
+        for activity_id in services.constant_contact.states:
+            services.constant_contact.states[activity_id] = "completed"
+        services.clock.advance(60)
+        poll(services, budget(services))
 
 
 def event_of(services: Services, request_id: str) -> dict:
@@ -227,3 +229,21 @@ def test_a_preview_counts_contacts_only_where_constant_contact_can(services, sou
     event = event_of(services, "p1")
     assert event["preview"]["contacts"] == contacts and "resolved" not in event
     assert services.constant_contact.calls.count("count") == counts
+
+
+def test_names_that_resolve_past_the_activity_cap_fail_the_request(services):
+    # 50 names fit one activity when read; one of them names two tags (Constant Contact's names differ in case).
+    services.constant_contact.tags = {f"t-{n}": f"Tag-{n}" for n in range(50)} | {"t-dup": "TAG-0"}
+    services.constant_contact.page = 500
+    services.config = replace(services.config, max_activities_per_request=1)
+
+    send(
+        services, {"request_id": "r1", "source": {"contact_ids": ["c-1"]}, "tag_names": [f"tag-{n}" for n in range(50)]}
+    )
+
+    event = event_of(services, "r1")
+    assert event["state"] == "failed" and event["activities"] == []
+    assert event["errors"] == [
+        "request: resolves to 51 tags and 2 activities, more than the caps of 500 tags and 1 activities per request"
+    ]
+    assert services.constant_contact.created == []

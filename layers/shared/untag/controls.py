@@ -51,7 +51,7 @@ class Controls:
         One conditional write per grant: a counter per purpose in an item per UTC day."""
         day = time.strftime("%Y-%m-%d", time.gmtime(self._clock()))
         key = dump({"pk": f"CONTROL#calls#{day}", "sk": "CONTROL"})
-        wanted = calls
+        wanted = min(calls, share)
         for _ in range(2):
             if wanted <= 0:
                 return 0

@@ -131,9 +131,12 @@ def _read(message: Message, max_activities: int) -> UntagRequest | Rejection:
 def _accept(services: Ports, request: UntagRequest, message: Message, *, lease: float | None) -> RequestRecord | None:
     """Record a valid request; the record when this invocation holds it to create its activities now."""
     store = services.store
-    received_at = utc_timestamp(message.sent_at or services.clock())
+    sent_at = message.sent_at or services.clock()
+    received_at = utc_timestamp(sent_at)
     planned = 0 if request.needs_resolution else planned_chunks(request)  # (known once resolved)
-    created, record = store.accept_request(request, received_at=received_at, planned=planned, lease_seconds=lease)
+    created, record = store.accept_request(
+        request, received_at=received_at, planned=planned, lease_seconds=lease, received_epoch=sent_at
+    )
     if created:
         count("RequestsReceived")
         return record if lease is not None else None

@@ -30,7 +30,13 @@ class Requests(Protocol):
     """Recorded requests: accepted with their plan, created chunk by chunk, finished once."""
 
     def accept_request(
-        self, request: UntagRequest, *, received_at: str, planned: int, lease_seconds: float | None
+        self,
+        request: UntagRequest,
+        *,
+        received_at: str,
+        planned: int,
+        lease_seconds: float | None,
+        received_epoch: float = 0.0,
     ) -> tuple[bool, RequestRecord]: ...
     def due_resolutions(self, *, until: float | None, limit: int) -> list[RequestRecord]: ...
     def hold_resolution(self, request_id: str, *, lease_seconds: float) -> RequestRecord | None: ...

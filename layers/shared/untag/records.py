@@ -86,6 +86,7 @@ class RequestRecord:
     exclude_emails: tuple[str, ...] = ()  # until resolved
     dry_run: bool = False
     resolution: Resolution | None = None  # once the names and addresses are resolved
+    received_epoch: float = 0.0  # received_at to the millisecond (0: not recorded)
 
     @property
     def request(self) -> UntagRequest:

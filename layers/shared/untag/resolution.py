@@ -31,7 +31,7 @@ from untag.constant_contact import ApiError, AuthenticationError, Contact, Perma
 from untag.observability import count, logger
 from untag.ports import Ports
 from untag.records import UNRESOLVED_EMAILS_SHOWN, RequestRecord, Resolution, SyncState, TagCache
-from untag.request import FLAG_SOURCES, UntagRequest, plan_activities
+from untag.request import FLAG_SOURCES, TAG_IDS_MAX, UntagRequest, plan_activities
 from untag.result_event import finished_event, parse_utc, previewed_event, utc_timestamp
 from untag.settlement import publish
 
@@ -189,7 +189,7 @@ class _Run:
         resolved_tags = 0
         if request.tag_names:
             found, missing_names = self._tag_ids(request.tag_names, final)
-            resolved_tags = len(set(found) - set(tag_ids))
+            resolved_tags = len(found)
             tag_ids = list(dict.fromkeys(tag_ids + found))
         source_emails = request.source_ids if request.source_type == "emails" else ()
         emails = list(dict.fromkeys(source_emails + request.exclude_emails))
@@ -222,6 +222,7 @@ class _Run:
             request.metadata,
         )
         error = None
+        cap = self.services.config.max_activities_per_request
         if not tag_ids:
             error = (
                 f"no tag resolved: none of the {len(request.tag_names)} tag names matches a Constant Contact "
@@ -231,6 +232,12 @@ class _Run:
             error = (
                 f"no contact resolved: none of the {len(source_emails)} e-mail addresses matches a Constant "
                 "Contact contact"
+            )
+        elif len(tag_ids) > TAG_IDS_MAX or len(plan_activities(plan)) > cap:
+            # (a name may match several tags: the caps checked on the request are checked again on what it became)
+            error = (
+                f"request: resolves to {len(tag_ids)} tags and {len(plan_activities(plan))} activities, more than "
+                f"the caps of {TAG_IDS_MAX} tags and {cap} activities per request"
             )
         return plan, resolution, error
 
@@ -273,7 +280,7 @@ class _Run:
 
     def _contact_ids(self, emails: list[str], record: RequestRecord, final: bool) -> dict[str, str]:
         directory = self.services.directory
-        received = parse_utc(record.received_at) or self.services.clock()
+        received = record.received_epoch or (parse_utc(record.received_at) or self.services.clock()) + 1
         found = directory.lookup(emails)
         missing = [email for email in emails if email not in found]
         if not missing:
@@ -286,7 +293,9 @@ class _Run:
             missing = [email for email in missing if email not in found]
         if not missing or state.current_for(received):
             return found  # the directory has caught up: what it does not know, Constant Contact does not
-        return {**found, **self._look_up(missing, final)}
+        if state.synced_until is not None and not final:  # warm, seconds behind: the next run's sync catches up
+            raise _Wait("the contact directory catches up with this request", received)
+        return {**found, **self._look_up(missing, final)}  # a cold directory: address by address
 
     def _look_up(self, emails: list[str], final: bool) -> dict[str, str]:
         """Ask Constant Contact address by address (a cold directory), within the lookups share."""

@@ -55,8 +55,14 @@ class ActivityStore(WorkLists):
     # -- requests -------------------------------------------------------------------------
 
     def accept_request(
-        self, request: UntagRequest, *, received_at: str, planned: int, lease_seconds: float | None
-    ) -> tuple[bool, dict[str, Any]]:
+        self,
+        request: UntagRequest,
+        *,
+        received_at: str,
+        planned: int,
+        lease_seconds: float | None,
+        received_epoch: float = 0.0,
+    ) -> tuple[bool, RequestRecord]:
         """Record an accepted request with its plan, on the creation work list: (True, the record) if
         recorded now, else (False, the record that already holds this request id).
 
@@ -77,6 +83,7 @@ class ActivityStore(WorkLists):
             "exclude_contact_ids": list(request.exclude_contact_ids),
             "metadata": json.dumps(request.metadata) if request.metadata is not None else None,
             "received_at": received_at,
+            "received_epoch": moment(received_epoch) if received_epoch else None,
             "planned": planned,
             "activities": {},
             "creation_errors": {},

@@ -52,6 +52,7 @@ def request_record(item: dict[str, Any]) -> RequestRecord:
         tag_names=tuple(item.get("tag_names") or ()),
         exclude_emails=tuple(item.get("exclude_emails") or ()),
         dry_run=bool(item.get("dry_run", False)),
+        received_epoch=float(item.get("received_epoch") or 0),
         resolution=Resolution.from_item(json.loads(item["resolution"])) if item.get("resolution") else None,
     )
 
