@@ -36,7 +36,7 @@ from untag_operator.login import DEFAULT_SECRET_ENV, cmd_auth_login
 from untag_operator.oauth import AUTHORIZE_URL, DEFAULT_SCOPE, TOKEN_URL
 from untag_operator.results import RESULT_STATES, cmd_results
 from untag_operator.status import cmd_status
-from untag_operator.submit import cmd_submit
+from untag_operator.submit import cmd_preview, cmd_submit
 from untag_operator.worklists import cmd_ambiguous, cmd_pending
 
 EPILOG = """\
@@ -74,15 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    submit = commands.add_parser(
-        "submit",
-        parents=[common],
-        help="validate and send an untag request; prints its id",
-        description="Validate a request with the service's own rules, send it to the intake "
-        "queue, print its request_id (the SQS messageId when it has none).",
-    )
-    source = submit.add_mutually_exclusive_group(required=True)
+    request = argparse.ArgumentParser(add_help=False)  # the request, from flags or a file: submit and preview
+    source = request.add_mutually_exclusive_group(required=True)
     source.add_argument("--contacts", metavar="IDS", help="contact ids, comma-separated")
+    source.add_argument("--emails", metavar="ADDRESSES", help="contacts by e-mail address, comma-separated")
     source.add_argument("--lists", metavar="IDS", help="the contacts of these lists")
     source.add_argument("--tags", metavar="IDS", help="the contacts carrying these tags")
     source.add_argument("--all-active", action="store_true", help="every active contact")
@@ -92,12 +87,34 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the whole request body as JSON (bare or in an EventBridge/SNS envelope); - reads stdin",
     )
-    submit.add_argument("--remove-tags", metavar="IDS", help="the tags to remove, comma-separated (required)")
-    submit.add_argument("--exclude", metavar="IDS", help="contacts to leave alone (with --lists or --all-active)")
-    submit.add_argument("--request-id", help="the idempotency key (default: the SQS messageId)")
-    submit.add_argument("--metadata", metavar="JSON", help="a JSON object echoed back in the result event")
+    request.add_argument("--remove-tags", metavar="IDS", help="the tags to remove, comma-separated")
+    request.add_argument("--remove-tag-names", metavar="NAMES", help="the tags to remove, by name, comma-separated")
+    request.add_argument("--exclude", metavar="IDS", help="contacts to leave alone (with --lists or --all-active)")
+    request.add_argument("--exclude-emails", metavar="ADDRESSES", help="contacts to leave alone, by e-mail address")
+    request.add_argument("--request-id", help="the idempotency key (default: the SQS messageId)")
+    request.add_argument("--metadata", metavar="JSON", help="a JSON object echoed back in the result event")
+
+    submit = commands.add_parser(
+        "submit",
+        parents=[common, request],
+        help="validate and send an untag request; prints its id",
+        description="Validate a request with the service's own rules, send it to the intake "
+        "queue, print its request_id (the SQS messageId when it has none).",
+    )
     submit.add_argument("--dry-run", action="store_true", help="validate and print the body; send nothing")
     submit.set_defaults(handler=cmd_submit)
+
+    preview = commands.add_parser(
+        "preview",
+        parents=[common, request],
+        help="what a request would do (activities, contacts, unresolved names); nothing is done",
+        description="Send the request with dry_run: the service resolves its names and addresses, counts "
+        "its activities and contacts, creates nothing, and publishes a previewed event, printed here.",
+    )
+    preview.add_argument("--timeout", type=float, default=300.0, help="give up after SECONDS (300)")
+    preview.add_argument("--interval", type=float, default=2.0, help=argparse.SUPPRESS)
+    preview.add_argument("--json", action="store_true", help="print the report as JSON")
+    preview.set_defaults(handler=cmd_preview)
 
     status = commands.add_parser(
         "status",

@@ -475,3 +475,68 @@ def test_runs_as_a_module():
         env=environment,
     )
     assert answer.returncode == 0 and "submit" in answer.stdout and "results" in answer.stdout
+
+
+def test_preview_sends_a_dry_run_and_prints_what_it_would_do(pipeline, simulator, outputs, capsys):
+    from devkit import sample_account
+
+    sample_account.seed(simulator)
+    argv = [
+        "--outputs",
+        outputs,
+        "preview",
+        "--lists",
+        "l-promotions",
+        "--exclude-emails",
+        "ana@example.com",
+        "--remove-tag-names",
+        "vip,gone",
+        "--request-id",
+        "pv-1",
+        "--json",
+        "--timeout",
+        "30",
+        "--interval",
+        "0.1",
+    ]
+    finished: dict = {}
+    thread = threading.Thread(target=lambda: finished.update(code=main(argv)))
+    capsys.readouterr()
+    thread.start()
+    while thread.is_alive():  # the intake reads the queue meanwhile
+        pipeline.intake_once()
+        thread.join(0.1)
+
+    assert finished["code"] == 0
+    out = capsys.readouterr().out  # (with the intake's own log lines: it runs in this process)
+    report, _ = json.JSONDecoder().raw_decode(out[out.index('{\n  "request_id"') :])
+    event = report["event"]
+    assert event["state"] == "previewed" and event["tag_ids"] == ["t-vip"]
+    assert event["preview"] == {
+        "activities": 1,
+        "contacts": 2,  # bo and carla are on l-promotions
+        "unresolved": {"tag_names": ["gone"], "emails": {"count": 0, "first": []}},
+    }
+    assert simulator.count("POST", "/v3/activities/contacts_taggings_remove") == 0
+
+
+def test_submit_builds_requests_in_the_crms_words(stack, outputs, capsys):
+    code, out, err = untag(
+        capsys,
+        "--outputs",
+        outputs,
+        "submit",
+        "--emails",
+        "Ana@Example.com, bo@example.com",
+        "--remove-tag-names",
+        "Churned-2026",
+        "--request-id",
+        "by-name-1",
+    )
+    assert (code, out.strip()) == (0, "by-name-1"), err
+    [message] = queued(stack)
+    assert json.loads(message["Body"]) == {
+        "request_id": "by-name-1",
+        "source": {"emails": ["Ana@Example.com", "bo@example.com"]},
+        "tag_names": ["Churned-2026"],
+    }
