@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from untag.request import EMAIL_PATTERN, Rejection, UntagRequest, read_request
+from untag.names import EMAIL_PATTERN
+from untag.request import Rejection, UntagRequest, read_request
 from untag.result_event import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
