@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 ACCOUNT_CONTACTS = 20_000
 EMAILS = 1_000
@@ -22,7 +23,11 @@ def run_resolution_scenarios() -> dict:
     from devkit.simulator import ConstantContactSimulator
     from devkit.stack import provision
 
-    with mock_aws(), ConstantContactSimulator(rate_limit_per_second=None, daily_quota=None, reads_to_finish=1) as sim:
+    past = [3600.0]  # the account's contacts were added an hour ago, as in a real account (not in the last minute)
+    simulator = ConstantContactSimulator(
+        rate_limit_per_second=None, daily_quota=None, reads_to_finish=1, clock=lambda: time.time() - past[0]
+    )
+    with mock_aws(), simulator as sim:
         import boto3
 
         stack = provision()
@@ -41,6 +46,7 @@ def run_resolution_scenarios() -> dict:
         )
         intake = load_handler(stack, "IntakeFunction")
         account = [email for email, _ in sim.seed_contacts(ACCOUNT_CONTACTS)]
+        past[0] = 0.0
 
         def resolve(name: str, emails: list[str]) -> dict:
             """Send one request of these addresses; the contacts calls it made, and what it resolved."""

@@ -247,3 +247,14 @@ def test_names_that_resolve_past_the_activity_cap_fail_the_request(services):
         "request: resolves to 51 tags and 2 activities, more than the caps of 500 tags and 1 activities per request"
     ]
     assert services.constant_contact.created == []
+
+
+def test_a_preview_whose_count_fails_waits_on_the_list_and_publishes_nothing(services):
+    def down(criteria):
+        raise TransientApiError("Constant Contact count answered 503", status=503)
+
+    services.constant_contact.count_contacts = down
+    send(services, {"request_id": "p1", "source": {"all_active_contacts": True}, "tag_ids": ["t-1"], "dry_run": True})
+
+    assert services.store.requests["p1"].status is RequestStatus.RESOLVING and services.publisher.events == []
+    assert services.store.resolution_due["p1"] == services.clock() + services.config.create_retry_seconds

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from untag.budget import TimeBudget, next_utc_midnight
 from untag.constant_contact import ApiError, AuthenticationError, Contact, PermanentApiError, QuotaExceeded
+from untag.creation import planned_chunks
 from untag.observability import count, logger
 from untag.ports import Ports
 from untag.records import UNRESOLVED_EMAILS_SHOWN, RequestRecord, Resolution, SyncState, TagCache
@@ -98,7 +99,8 @@ def _resolve(run: _Run, record: RequestRecord, report: ResolutionReport) -> None
     services = run.services
     store = services.store
     try:
-        outcome = run.resolve(record)
+        plan, resolution, error = run.resolve(record)
+        contacts = run.count_contacts(plan) if record.dry_run and error is None else None
     except _Wait as wait:
         report.waiting += 1
         logger.info("request waits to be resolved", extra={"request_id": record.request_id, "reason": str(wait)})
@@ -119,20 +121,18 @@ def _resolve(run: _Run, record: RequestRecord, report: ResolutionReport) -> None
         )
         store.let_go(record.request_id, due_at=services.clock() + services.config.create_retry_seconds)
         return
-    plan, resolution, error = outcome
     count("RequestsResolved")
     if resolution.unresolved_tag_names:
         count("TagNamesUnresolved", len(resolution.unresolved_tag_names))
     if resolution.unresolved_emails:
         count("EmailsUnresolved", resolution.unresolved_emails)
     if error is None and not record.dry_run:
-        planned = len(plan_activities(plan))
         if store.resolve_request(
             record.request_id,
             tag_ids=plan.tag_ids,
             source_ids=plan.source_ids,
             exclude_contact_ids=plan.exclude_contact_ids,
-            planned=planned,
+            planned=planned_chunks(plan),
             resolution=resolution,
         ):
             report.resolved += 1
@@ -156,7 +156,7 @@ def _resolve(run: _Run, record: RequestRecord, report: ResolutionReport) -> None
             record,
             tag_ids=plan.tag_ids,
             activities=len(plan_activities(plan)),
-            contacts=run.count_contacts(plan, record),
+            contacts=contacts,
             resolution=resolution if record.request.uses_names else None,
             unresolved=resolution.unresolved(),
             finished_at=now,
@@ -321,7 +321,7 @@ class _Run:
 
     # -- previews ---------------------------------------------------------------------------------
 
-    def count_contacts(self, plan: UntagRequest, record: RequestRecord) -> int | None:
+    def count_contacts(self, plan: UntagRequest) -> int | None:
         """The contacts a request would touch, where Constant Contact counts them cheaply (None: it cannot)."""
         if plan.source_type == "new_subscriber":
             return None
