@@ -445,7 +445,7 @@ INVALID = [  # (kind, body, request_id expected, (tag_ids, source_type, metadata
     ),
     (
         "unknown source",
-        {"request_id": "bad-unknown-source", "source": {"emails": ["a@example.com"]}, "tag_ids": ["t-1"]},
+        {"request_id": "bad-unknown-source", "source": {"segment_ids": ["s-1"]}, "tag_ids": ["t-1"]},
         "bad-unknown-source",
         (["t-1"], None, None),
     ),
