@@ -54,6 +54,8 @@ def request_like() -> st.SearchStrategy[str]:
                 max_size=2,
             ),
             "tag_ids": st.lists(st.text(ANY_CHARACTER, max_size=5), max_size=3) | JSON_VALUES,
+            "tag_names": st.lists(st.text(ANY_CHARACTER, max_size=5), max_size=3) | JSON_VALUES,
+            "dry_run": st.booleans() | JSON_VALUES,
             "metadata": JSON_VALUES,
             "schema_version": JSON_VALUES,
         },
