@@ -10,7 +10,7 @@ from devkit.runner.environment import Aws, ConstantContact
 from devkit.runner.loop import Outcome
 from devkit.runner.tracker import Tracker
 
-EVENTS_SHOWN_IN_FULL = 20  # more result events than this: only the first EVENTS_SHOWN_WHEN_MANY are printed
+EVENTS_SHOWN_IN_FULL = 40  # more result events than this: only the first EVENTS_SHOWN_WHEN_MANY are printed
 EVENTS_SHOWN_WHEN_MANY = 10
 STATE_ORDER = ("completed", "previewed", "failed", "timed_out", "cancelled", "rejected")
 
