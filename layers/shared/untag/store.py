@@ -138,73 +138,50 @@ class ActivityStore(WorkLists):
         resolution: Resolution,
     ) -> bool:
         """resolving -> creating: the names resolved to ids, the request goes on the creation work list."""
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=dump(request_key(request_id)),
-                UpdateExpression="SET #status = :creating, tag_ids = :tags, source_ids = :sources, "
-                "exclude_contact_ids = :excluded, planned = :planned, resolution = :resolution, #due = :create, "
-                "due_at = :now, lease_until = :zero REMOVE exclude_emails",
-                ConditionExpression="#status = :resolving",
-                ExpressionAttributeNames={"#status": "status", "#due": "due"},
-                ExpressionAttributeValues=dump(
-                    {
-                        ":creating": "creating",
-                        ":resolving": "resolving",
-                        ":tags": list(tag_ids),
-                        ":sources": list(source_ids),
-                        ":excluded": list(exclude_contact_ids),
-                        ":planned": planned,
-                        ":resolution": json.dumps(resolution.as_item()),
-                        ":create": DUE_CREATE,
-                        ":now": moment(self._clock()),
-                        ":zero": 0,
-                    }
-                ),
-            )
-            return True
-        except ClientError as error:
-            if _condition_failed(error):
-                return False
-            raise
+        values = {
+            ":creating": "creating",
+            ":resolving": "resolving",
+            ":tags": list(tag_ids),
+            ":sources": list(source_ids),
+            ":excluded": list(exclude_contact_ids),
+            ":planned": planned,
+            ":resolution": json.dumps(resolution.as_item()),
+            ":create": DUE_CREATE,
+            ":now": moment(self._clock()),
+            ":zero": 0,
+        }
+        update = (
+            "SET #status = :creating, tag_ids = :tags, source_ids = :sources, exclude_contact_ids = :excluded, "
+            "planned = :planned, resolution = :resolution, #due = :create, due_at = :now, lease_until = :zero "
+            "REMOVE exclude_emails"
+        )
+        names = {"#status": "status", "#due": "due"}
+        return self._transition(request_key(request_id), update, "#status = :resolving", values, names) is not None
 
     def hold_creation(self, request_id: str, *, lease_seconds: float, status: str = "creating") -> RequestRecord | None:
         """Take a request to create its activities (until the lease ends); its whole record, or None if
         another invocation holds it or it is no longer being created."""
         now = self._clock()
         lease_until = moment(now + lease_seconds)
-        try:
-            answer = self._db.update_item(
-                TableName=self._table,
-                Key=dump(request_key(request_id)),
-                UpdateExpression="SET lease_until = :lease, due_at = :lease",
-                ConditionExpression="#status = :creating AND lease_until < :now",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=dump({":lease": lease_until, ":creating": status, ":now": moment(now)}),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if _condition_failed(error):
-                return None
-            raise
-        return request_record(load(answer["Attributes"]))
+        item = self._transition(
+            request_key(request_id),
+            "SET lease_until = :lease, due_at = :lease",
+            "#status = :status AND lease_until < :now",
+            {":lease": lease_until, ":status": status, ":now": moment(now)},
+            {"#status": "status"},
+            returns="ALL_NEW",
+        )
+        return None if item is None else request_record(item)
 
     def let_go(self, request_id: str, *, due_at: float) -> None:
-        """This invocation stops creating the request for now: it is due again at ``due_at`` for anyone."""
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=dump(request_key(request_id)),
-                UpdateExpression="SET lease_until = :zero, due_at = :due_at",
-                ConditionExpression="#status IN (:creating, :resolving)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=dump(
-                    {":zero": 0, ":creating": "creating", ":resolving": "resolving", ":due_at": moment(due_at)}
-                ),
-            )
-        except ClientError as error:
-            if not _condition_failed(error):
-                raise
+        """This invocation stops creating (or resolving) the request for now: due again at ``due_at`` for anyone."""
+        self._transition(
+            request_key(request_id),
+            "SET lease_until = :zero, due_at = :due_at",
+            "#status IN (:creating, :resolving)",
+            {":zero": 0, ":creating": "creating", ":resolving": "resolving", ":due_at": moment(due_at)},
+            {"#status": "status"},
+        )
 
     def get_request(self, request_id: str) -> RequestRecord | None:
         answer = self._db.get_item(TableName=self._table, Key=dump(request_key(request_id)), ConsistentRead=True)
@@ -290,18 +267,7 @@ class ActivityStore(WorkLists):
             update += ", #status = :pending REMOVE #due, due_at, lease_until, source_ids, exclude_contact_ids"
             values[":pending"] = "pending"
             names["#due"] = "due"
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=dump(request_key(request_id)),
-                UpdateExpression=update,
-                ConditionExpression="#status = :creating",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=dump(values),
-            )
-        except ClientError as error:
-            if not _condition_failed(error):
-                raise
+        if self._transition(request_key(request_id), update, "#status = :creating", values, names) is None:
             # Another invocation took the request over after this one's lease ran out, and finished it.
             logger.warning(
                 "request no longer being created here; chunk not recorded",
@@ -311,36 +277,25 @@ class ActivityStore(WorkLists):
     def finish_request(self, request_id: str, event: dict[str, Any]) -> Publication | None:
         """pending (or resolving: nothing to create, or a preview) -> finished, storing the result event to
         publish; its publication, or None if another run finished it first."""
-        now = self._clock()
-        try:
-            answer = self._db.update_item(
-                TableName=self._table,
-                Key=dump(request_key(request_id)),
-                UpdateExpression="SET #status = :finished, finished_at = :finished_at, event = :event, "
-                "#due = :publish, due_at = :now, expires_at = :expires "
-                "REMOVE lease_until, creation_errors, source_ids, exclude_contact_ids, exclude_emails",
-                # (the creation errors are in the event now: the record with its event stays one item)
-                ConditionExpression="#status IN (:pending, :resolving)",
-                ExpressionAttributeNames={"#status": "status", "#due": "due"},
-                ExpressionAttributeValues=dump(
-                    {
-                        ":finished": "finished",
-                        ":pending": "pending",
-                        ":resolving": "resolving",
-                        ":finished_at": event["finished_at"],
-                        ":event": json.dumps(event),
-                        ":publish": DUE_PUBLISH,
-                        ":now": moment(now),
-                        ":expires": self._expires_at(),
-                    }
-                ),
-                ReturnValues="ALL_NEW",
-            )
-            return publication(load(answer["Attributes"]))
-        except ClientError as error:
-            if _condition_failed(error):
-                return None
-            raise
+        values = {
+            ":finished": "finished",
+            ":pending": "pending",
+            ":resolving": "resolving",
+            ":finished_at": event["finished_at"],
+            ":event": json.dumps(event),
+            ":publish": DUE_PUBLISH,
+            ":now": moment(self._clock()),
+            ":expires": self._expires_at(),
+        }
+        update = (
+            "SET #status = :finished, finished_at = :finished_at, event = :event, #due = :publish, due_at = :now, "
+            "expires_at = :expires REMOVE lease_until, creation_errors, source_ids, exclude_contact_ids, exclude_emails"
+        )  # (the creation errors are in the event now: the record with its event stays one item)
+        names = {"#status": "status", "#due": "due"}
+        item = self._transition(
+            request_key(request_id), update, "#status IN (:pending, :resolving)", values, names, returns="ALL_NEW"
+        )
+        return None if item is None else publication(item)
 
     def put_rejection(self, request_id: str, key: str, event: dict[str, Any]) -> Publication | None:
         """Store a rejection; its publication, or None if an earlier delivery already published it."""

@@ -34,6 +34,34 @@ class WorkLists:
     def _db(self) -> Any:
         return self._client_factory()
 
+    def _transition(
+        self,
+        key: dict[str, str],
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+        returns: str = "NONE",
+    ) -> dict[str, Any] | None:
+        """One conditional UpdateItem: the item's attributes as ``returns`` asks ({} for none), or None when
+        the condition failed (another invocation moved the item first)."""
+        arguments: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
+        try:
+            answer = self._db.update_item(
+                TableName=self._table,
+                Key=dump(key),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=dump(values),
+                ReturnValues=returns,
+                **arguments,
+            )
+        except ClientError as error:
+            if condition_failed(error):
+                return None
+            raise
+        return load(answer.get("Attributes", {}))
+
     def _expires_at(self) -> int:
         return int(self._clock() + self._retention_seconds)
 
@@ -85,20 +113,9 @@ class WorkLists:
             assignments.append("due_at = :due_at")
             values[":due_at"] = moment(next_poll_at)
         values[":previous"] = previous_state
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=dump(activity_key(activity.activity_id)),
-                UpdateExpression="SET " + ", ".join(assignments) + " REMOVE missing_since",  # seen: not missing
-                ConditionExpression="#state = :previous",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=dump(values),
-            )
-            return True
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
+        update = "SET " + ", ".join(assignments) + " REMOVE missing_since"  # seen: not missing
+        key = activity_key(activity.activity_id)
+        return self._transition(key, update, "#state = :previous", values, names) is not None
 
     def note_missing(self, activity_id: str, now: float, *, next_poll_at: float) -> float:
         """Constant Contact answered 404 for an activity: when it was first found missing (kept until seen)."""
@@ -146,15 +163,10 @@ class WorkLists:
                 time.sleep(min(0.05 * 2**attempt, 1.0))
 
     def _leave_work_list(self, key: dict[str, str]) -> None:
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=dump(key),
-                UpdateExpression="REMOVE #due, due_at SET expires_at = :expires",
-                ConditionExpression="attribute_exists(#due)",
-                ExpressionAttributeNames={"#due": "due"},
-                ExpressionAttributeValues=dump({":expires": self._expires_at()}),
-            )
-        except ClientError as error:
-            if not condition_failed(error):
-                raise
+        self._transition(
+            key,
+            "REMOVE #due, due_at SET expires_at = :expires",
+            "attribute_exists(#due)",
+            {":expires": self._expires_at()},
+            {"#due": "due"},
+        )
