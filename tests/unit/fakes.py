@@ -120,6 +120,7 @@ class Store:
             planned=planned,
             resolution=resolution,
             exclude_emails=(),
+            tag_names=(),
             lease_until=0.0,
         )
         self.resolution_due.pop(request_id, None)

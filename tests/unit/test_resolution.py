@@ -15,7 +15,7 @@ from tests.unit.fakes import QuotaSpent, Services, budget
 from untag.constant_contact import TransientApiError
 from untag.intake import Message, accept_batch
 from untag.poller import poll
-from untag.records import RequestStatus
+from untag.records import RequestStatus, SyncState
 
 AT = 1_800_000_000.0
 
@@ -258,3 +258,52 @@ def test_a_preview_whose_count_fails_waits_on_the_list_and_publishes_nothing(ser
 
     assert services.store.requests["p1"].status is RequestStatus.RESOLVING and services.publisher.events == []
     assert services.store.resolution_due["p1"] == services.clock() + services.config.create_retry_seconds
+
+
+def test_an_unexpected_failure_retries_one_request_and_ends_it_failed_past_the_deadline(services):
+    def broken(emails):
+        raise RuntimeError("a bug")
+
+    services.directory.lookup = broken
+    send(
+        services,
+        {"request_id": "r1", "source": {"emails": ["user1@example.com"]}, "tag_ids": ["t-1"]},
+        {"request_id": "r2", "source": {"contact_ids": ["c-2"]}, "tag_names": ["VIP"]},
+    )
+    assert services.store.requests["r1"].status is RequestStatus.RESOLVING  # tried again later
+    assert services.store.requests["r2"].status is RequestStatus.PENDING  # its neighbour went ahead
+
+    services.clock.advance(services.config.activity_deadline_hours * 3600 + 1)
+    poll(services, budget(services))
+
+    event = event_of(services, "r1")
+    assert event["state"] == "failed" and event["errors"] == [
+        "request: could not be resolved before the service's deadline (RuntimeError)"
+    ]
+
+
+def test_more_than_5000_addresses_are_refused_naming_the_cap(services):
+    emails = [f"u{n}@example.com" for n in range(5001)]
+    send(services, {"request_id": "r1", "source": {"emails": emails}, "tag_ids": ["t-1"]})
+    [event] = services.publisher.events
+    assert event["state"] == "rejected"
+    assert event["errors"] == ["source.emails: 5001 addresses, more than the cap of 5000 per request"]
+
+
+def test_addresses_that_resolve_to_more_ids_than_a_record_holds_fail_the_request(services):
+    emails = [f"u{n}@example.com" for n in range(5000)]
+    services.directory.contacts = {email: f"{n:064d}" for n, email in enumerate(emails)}  # 64-character ids
+    services.directory.state = SyncState(synced_until=services.clock() + 10)
+
+    send(
+        services,
+        {"request_id": "r1", "source": {"list_ids": ["l-1"]}, "exclude": {"emails": emails}, "tag_ids": ["t-1"]},
+    )
+
+    event = event_of(services, "r1")
+    assert event["state"] == "failed"
+    assert event["errors"] == [
+        "request: resolves to 1 source ids and 5000 excluded contact ids, more than one request's record holds; "
+        "split it into smaller requests"
+    ]
+    assert services.constant_contact.calls == []

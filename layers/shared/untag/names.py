@@ -11,6 +11,9 @@ from untag.text import kind, short
 # contacts by e-mail address (trimmed, lower-cased; resolved through the contact directory).
 TAG_NAME_MAX = 255
 EMAIL_MAX = 254  # RFC 5321's path limit; Constant Contact stores at most 80 characters
+# Addresses one request may name: resolved to contact ids (up to 64 characters each), they stay in the
+# request's record (one DynamoDB item, 400 KB) with its plan until its activities are created.
+EMAILS_MAX = 5_000
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 
 
@@ -53,6 +56,9 @@ def read_emails(value: Any, where: str, errors: list[str], *, required: bool) ->
         return ()
     if not value and required:
         errors.append(f"{where}: must not be empty")
+        return ()
+    if len(value) > EMAILS_MAX:
+        errors.append(f"{where}: {len(value)} addresses, more than the cap of {EMAILS_MAX} per request")
         return ()
     bad = [
         position

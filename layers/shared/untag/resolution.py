@@ -23,6 +23,7 @@ appear in logs.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 
@@ -32,13 +33,16 @@ from untag.creation import planned_chunks
 from untag.observability import count, logger
 from untag.ports import Ports
 from untag.records import UNRESOLVED_EMAILS_SHOWN, RequestRecord, Resolution, SyncState, TagCache
-from untag.request import FLAG_SOURCES, TAG_IDS_MAX, UntagRequest, plan_activities
+from untag.request import FLAG_SOURCES, METADATA_MAX_BYTES, TAG_IDS_MAX, UntagRequest, plan_activities
 from untag.result_event import finished_event, parse_utc, previewed_event, utc_timestamp
 from untag.settlement import publish
 
 PAGE = 50  # requests read from the resolution work list at a time
 SYNC_PAGES_PER_RUN = 40  # 20,000 contacts a run at most: a cold directory fills over several runs
 SYNC_OVERLAP_SECONDS = 60.0  # each pass re-reads the last minute of the previous one (clocks differ)
+# What a resolved request's record holds (ids, tags, what did not resolve, metadata) must fit one DynamoDB item
+# (400 KB, docs/aws-limits.md), with room for its activities and creation errors.
+RESOLVED_RECORD_MAX_BYTES = 330_000
 LOOKUPS_AT_A_TIME = 25  # calls taken from the lookups share at a time
 COUNT_LISTS_CAP = 25  # GET /contacts?lists=... takes at most 25 list ids
 COUNT_TAGS_CAP = 50  # GET /contacts?tags=... takes at most 50 tag ids
@@ -121,6 +125,14 @@ def _resolve(run: _Run, record: RequestRecord, report: ResolutionReport) -> None
         )
         store.let_go(record.request_id, due_at=services.clock() + services.config.create_retry_seconds)
         return
+    except Exception as failure:  # noqa: BLE001 - one request's failure must not stop the others, nor loop forever
+        logger.exception("resolving a request failed", extra={"request_id": record.request_id})
+        count("ResolutionErrors")
+        if not run.past_deadline(record):
+            store.let_go(record.request_id, due_at=services.clock() + services.config.create_retry_seconds)
+            return
+        plan, resolution, contacts = record.plan, Resolution(), None
+        error = f"request: could not be resolved before the service's deadline ({type(failure).__name__})"
     count("RequestsResolved")
     if resolution.unresolved_tag_names:
         count("TagNamesUnresolved", len(resolution.unresolved_tag_names))
@@ -184,7 +196,7 @@ class _Run:
     def resolve(self, record: RequestRecord) -> tuple[UntagRequest, Resolution, str | None]:
         """The request with ids only, what resolved, and why it fails (None: it does not)."""
         request = record.request
-        final = self._past_deadline(record)
+        final = self.past_deadline(record)
         tag_ids, missing_names = list(request.tag_ids), []
         resolved_tags = 0
         if request.tag_names:
@@ -233,6 +245,11 @@ class _Run:
                 f"no contact resolved: none of the {len(source_emails)} e-mail addresses matches a Constant "
                 "Contact contact"
             )
+        elif _record_bytes(plan, resolution) > RESOLVED_RECORD_MAX_BYTES:
+            error = (
+                f"request: resolves to {len(plan.source_ids)} source ids and {len(plan.exclude_contact_ids)} excluded "
+                "contact ids, more than one request's record holds; split it into smaller requests"
+            )
         elif len(tag_ids) > TAG_IDS_MAX or len(plan_activities(plan)) > cap:
             # (a name may match several tags: the caps checked on the request are checked again on what it became)
             error = (
@@ -241,7 +258,7 @@ class _Run:
             )
         return plan, resolution, error
 
-    def _past_deadline(self, record: RequestRecord) -> bool:
+    def past_deadline(self, record: RequestRecord) -> bool:
         received = parse_utc(record.received_at) or self.services.clock()
         return self.services.clock() - received > self.services.config.activity_deadline_hours * 3600
 
@@ -346,6 +363,12 @@ class _Run:
     def _check_time(self) -> None:
         if self.budget.exhausted():
             raise _Wait("the time budget ran low", self.services.clock())
+
+
+def _record_bytes(plan: UntagRequest, resolution: Resolution) -> int:
+    """About what the plan and the resolution take in the request's record (4 bytes per list entry's framing)."""
+    ids = plan.source_ids + plan.exclude_contact_ids + plan.tag_ids
+    return sum(len(value) + 4 for value in ids) + len(json.dumps(resolution.as_item())) + METADATA_MAX_BYTES
 
 
 def keep_directory_current(services: Ports, budget: TimeBudget) -> None:

@@ -153,7 +153,7 @@ class ActivityStore(WorkLists):
         update = (
             "SET #status = :creating, tag_ids = :tags, source_ids = :sources, exclude_contact_ids = :excluded, "
             "planned = :planned, resolution = :resolution, #due = :create, due_at = :now, lease_until = :zero "
-            "REMOVE exclude_emails"
+            "REMOVE exclude_emails, tag_names"  # (the names that did not resolve are in the resolution)
         )
         names = {"#status": "status", "#due": "due"}
         return self._transition(request_key(request_id), update, "#status = :resolving", values, names) is not None
