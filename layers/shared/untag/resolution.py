@@ -163,7 +163,6 @@ def _resolve(run: _Run, record: RequestRecord, report: ResolutionReport) -> None
             resolution=resolution,
         )
     else:
-        count("RequestsPreviewed")
         event = previewed_event(
             record,
             tag_ids=plan.tag_ids,
@@ -175,6 +174,7 @@ def _resolve(run: _Run, record: RequestRecord, report: ResolutionReport) -> None
         )
     publication = store.finish_request(record.request_id, event)
     if publication is not None:
+        count("RequestsFailed" if error is not None else "RequestsPreviewed")
         report.finished += 1
         run.publications.append(publication)
 
