@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 
 import pytest
 
@@ -25,9 +26,21 @@ FAST = {
 
 
 @pytest.fixture
-def aws():
+def aws(monkeypatch):
+    """AWS in moto, each request atomic as the real services process it (DynamoDB evaluates a conditional
+    write against the item as it is): moto's in-memory backends are not thread-safe, and tests that run
+    functions concurrently (two pollers at once) must not see races real AWS cannot have."""
     from moto import mock_aws
+    from moto.core.botocore_stubber import BotocoreStubber
 
+    lock = threading.RLock()
+    process = BotocoreStubber.process_request
+
+    def atomic(self, request):
+        with lock:
+            return process(self, request)
+
+    monkeypatch.setattr(BotocoreStubber, "process_request", atomic)
     with mock_aws():
         yield
 

@@ -2,8 +2,8 @@
 
 Faults: 5xx, throttling and slow answers from Constant Contact, dropped connections, access
 tokens expiring mid-run with rotating refresh tokens, SNS refusing publications, duplicate
-deliveries, intake invocations that run out of Lambda time mid-batch, and two pollers
-running at once. Whatever happens, no request is lost, none is done twice, nothing
+deliveries, intake invocations that run out of Lambda time mid-batch, two pollers
+running at once, and poller runs that crash half-way. Whatever happens, no request is lost, none is done twice, nothing
 malformed reaches the API and no token reaches the logs.
 """
 
@@ -17,9 +17,30 @@ from collections import Counter, defaultdict
 import pytest
 
 from devkit.simulator import ConstantContactSimulator
+from untag.work_lists import WorkLists
 
 SEED = 20261126
 REQUESTS = 300
+
+
+class CrashOnce:
+    """When armed, the next call raises: a function run that dies half-way through its writes."""
+
+    def __init__(self):
+        self.armed = False
+        self.crashes = 0
+        self._lock = threading.Lock()
+
+    def wrap(self, method):
+        def crashing(*args, **kwargs):
+            with self._lock:
+                armed, self.armed = self.armed, False
+            if armed:
+                self.crashes += 1
+                raise RuntimeError("injected: the run dies here")
+            return method(*args, **kwargs)
+
+        return crashing
 
 
 def generate(rng: random.Random) -> tuple[list[str], set[str], int]:
@@ -95,6 +116,16 @@ def test_no_request_is_lost_or_done_twice_whatever_fails(stack, chaos_simulator,
 
     sim = chaos_simulator
     rng = random.Random(SEED)
+    crash = CrashOnce()
+    monkeypatch.setattr(WorkLists, "settle_activity", crash.wrap(WorkLists.settle_activity))
+    poller_errors: list[BaseException] = []
+
+    def poll_once() -> None:
+        try:
+            pipeline.poll_once()
+        except Exception as error:  # noqa: BLE001 - a failed run, as Lambda would record it
+            poller_errors.append(error)
+
     boto3.client("secretsmanager").put_secret_value(
         SecretId=stack.secret_id, SecretString=json.dumps(sim.issue_tokens())
     )
@@ -128,9 +159,10 @@ def test_no_request_is_lost_or_done_twice_whatever_fails(stack, chaos_simulator,
             sim.expire_access_tokens()  # the access token dies mid-run; refresh tokens rotate
         if cycles % 11 == 0:
             sim.fail_next("GET", "/v3/activities", 0, drop=True)
-        # two pollers at once (in-process moto is not thread-safe: now and then one of them dies inside moto,
-        # which is one more fault the invariants must survive: a poller run that crashes half-way)
-        pollers = [threading.Thread(target=pipeline.poll_once) for _ in range(2)]
+        # two pollers at once (each AWS request atomic, as in AWS); now and then one of them crashes half-way,
+        # after some of its writes: the next run must pick its work up
+        crash.armed = cycles % 13 == 0
+        pollers = [threading.Thread(target=poll_once) for _ in range(2)]
         for poller in pollers:
             poller.start()
         for poller in pollers:
@@ -141,6 +173,10 @@ def test_no_request_is_lost_or_done_twice_whatever_fails(stack, chaos_simulator,
         if finished >= valid_ids and len(rejected) >= invalid_count and not pipeline.queue_depth():
             break
 
+    # the crashes happened, and they are the only way a poller run failed
+    assert crash.crashes > 0 and [str(error) for error in poller_errors] == ["injected: the run dies here"] * len(
+        poller_errors
+    ), poller_errors
     events = pipeline.results
     by_request = defaultdict(list)
     for event in events:
