@@ -8,7 +8,7 @@ from tests.aws_rules.limits import item_size
 from untag.activity import ActivityStatus
 from untag.aws_limits import DYNAMODB_ITEM_MAX_BYTES
 from untag.creation import ERROR_TEXT_MAX
-from untag.dynamodb import dump as _dump
+from untag.dynamodb import dump
 from untag.request import BODY_MAX_BYTES, read_request
 from untag.result_event import finished_event
 
@@ -57,7 +57,7 @@ def test_the_creating_record_with_every_chunk_refused_fits_in_one_item():
         "due": "CREATE",
         "due_at": 1.0e9,
     }
-    assert item_size(_dump(record)) <= DYNAMODB_ITEM_MAX_BYTES
+    assert item_size(dump(record)) <= DYNAMODB_ITEM_MAX_BYTES
 
 
 def test_the_finished_record_with_its_event_fits_in_one_item():
@@ -92,4 +92,4 @@ def test_the_finished_record_with_its_event_fits_in_one_item():
         "due_at": 1.0e9,
         "expires_at": 2_000_000_000,
     }
-    assert item_size(_dump(record)) <= DYNAMODB_ITEM_MAX_BYTES
+    assert item_size(dump(record)) <= DYNAMODB_ITEM_MAX_BYTES
