@@ -207,15 +207,7 @@ class LocalPipeline:
 
     def submit(self, bodies: list[str]) -> list[str]:
         """Send request bodies to the intake queue, as a producer would; returns their message ids, in order."""
-        message_ids: list[str] = []
-        for batch in _send_batches(bodies):
-            entries = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(batch)]
-            answer = self.sqs.send_message_batch(QueueUrl=self.stack.queue_url, Entries=entries)
-            if answer.get("Failed"):
-                raise RuntimeError(f"could not queue requests: {answer['Failed']}")
-            sent = {entry["Id"]: entry["MessageId"] for entry in answer.get("Successful", ())}
-            message_ids.extend(sent[str(n)] for n in range(len(batch)))
-        return message_ids
+        return send_messages(self.sqs, self.stack.queue_url, bodies)
 
     def intake_once(self) -> int:
         """One event source mapping poll: receive up to a batch, invoke the intake, delete what succeeded."""
@@ -226,23 +218,13 @@ class LocalPipeline:
         self.intake_invocations += 1
         self.running = f"intake, {len(messages)} records"
         try:
-            response = self.intake(event, LambdaContext("untag-intake", self.intake_timeout))
-            failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", ())}
-        except Exception:  # noqa: BLE001 - a function error: Lambda retries the whole batch
-            self.intake_errors.append(traceback.format_exc())
-            failed = {message["MessageId"] for message in messages}
+            failed, error = invoke_intake(self.intake, event, LambdaContext("untag-intake", self.intake_timeout))
         finally:
             self.running = ""
+        if error:
+            self.intake_errors.append(error)
         self.retried_records += len(failed)
-        done = [message for message in messages if message["MessageId"] not in failed]
-        for start in range(0, len(done), 10):
-            self.sqs.delete_message_batch(
-                QueueUrl=self.stack.queue_url,
-                Entries=[
-                    {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]}
-                    for n, message in enumerate(done[start : start + 10])
-                ],
-            )
+        delete_messages(self.sqs, self.stack.queue_url, [m for m in messages if m["MessageId"] not in failed])
         # What failed becomes visible again at once here (the deployed queue waits its visibility timeout).
         if failed:
             for message in messages:
@@ -282,12 +264,7 @@ class LocalPipeline:
                     name: value["Value"] for name, value in envelope.get("MessageAttributes", {}).items()
                 }
                 self.results.append(event)
-            self.sqs.delete_message_batch(
-                QueueUrl=self.results_queue_url,
-                Entries=[
-                    {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]} for n, message in enumerate(messages)
-                ],
-            )
+            delete_messages(self.sqs, self.results_queue_url, messages)
 
     def queue_depth(self, url: str | None = None) -> int:
         attributes = self.sqs.get_queue_attributes(
@@ -318,6 +295,41 @@ class LocalPipeline:
                 return True
             time.sleep(poll_interval)
         return False
+
+
+def invoke_intake(handler: Callable[[dict, Any], Any], event: dict[str, Any], context: Any) -> tuple[set[str], str]:
+    """Invoke the intake with an SQS batch, as the event source mapping does: (the message ids to redeliver,
+    the traceback if the function raised). A function error redelivers the whole batch."""
+    try:
+        response = handler(event, context)
+    except Exception:  # noqa: BLE001 - reported by the caller
+        return {record["messageId"] for record in event["Records"]}, traceback.format_exc()
+    return {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", ())}, ""
+
+
+def send_messages(sqs: Any, queue_url: str, bodies: list[str]) -> list[str]:
+    """Send bodies with SendMessageBatch, as a producer would; returns their message ids, in order."""
+    message_ids: list[str] = []
+    for batch in _send_batches(bodies):
+        entries = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(batch)]
+        answer = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+        if answer.get("Failed"):
+            raise RuntimeError(f"could not queue messages: {answer['Failed']}")
+        sent = {entry["Id"]: entry["MessageId"] for entry in answer.get("Successful", ())}
+        message_ids.extend(sent[str(n)] for n in range(len(batch)))
+    return message_ids
+
+
+def delete_messages(sqs: Any, queue_url: str, messages: list[dict[str, Any]]) -> None:
+    """Delete received messages, 10 a DeleteMessageBatch."""
+    for start in range(0, len(messages), 10):
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]}
+                for n, message in enumerate(messages[start : start + 10])
+            ],
+        )
 
 
 def _send_batches(bodies: list[str]) -> list[list[str]]:
