@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from botocore.exceptions import (
     ClientError,
@@ -70,9 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    submit = commands.add_parser(
+    def command(name: str, handler: Callable[[argparse.Namespace], int], **texts: str) -> argparse.ArgumentParser:
+        """A subcommand with the target options, run by ``handler``; ``texts``: its help and description."""
+        subparser = commands.add_parser(name, parents=[common], **texts)
+        subparser.set_defaults(handler=handler)
+        return subparser
+
+    submit = command(
         "submit",
-        parents=[common],
+        cmd_submit,
         help="validate and send an untag request; prints its id",
         description="Validate a request with the service's own rules, send it to the intake "
         "queue, print its request_id (the SQS messageId when it has none).",
@@ -93,11 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--request-id", help="the idempotency key (default: the SQS messageId)")
     submit.add_argument("--metadata", metavar="JSON", help="a JSON object echoed back in the result event")
     submit.add_argument("--dry-run", action="store_true", help="validate and print the body; send nothing")
-    submit.set_defaults(handler=cmd_submit)
 
-    status = commands.add_parser(
+    status = command(
         "status",
-        parents=[common],
+        cmd_status,
         help="a request: activities, percent done, result",
         description="What the activity table knows of one request.",
     )
@@ -106,43 +111,39 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--timeout", type=float, default=900.0, help="with --wait: give up after SECONDS (900)")
     status.add_argument("--interval", type=float, default=5.0, help="with --wait: seconds between reads (5)")
     status.add_argument("--json", action="store_true", help="print JSON")
-    status.set_defaults(handler=cmd_status)
 
-    pending = commands.add_parser(
+    pending = command(
         "pending",
-        parents=[common],
+        cmd_pending,
         help="the activities the poller is waiting for",
         description="The poller's work list: activities not yet final (and final ones "
         "settling), and result events not yet published.",
     )
     pending.add_argument("--limit", type=int, default=1000, help="at most this many items (1000)")
     pending.add_argument("--json", action="store_true", help="print JSON")
-    pending.set_defaults(handler=cmd_pending)
 
-    ambiguous = commands.add_parser(
+    ambiguous = command(
         "ambiguous",
-        parents=[common],
+        cmd_ambiguous,
         help="creates that got no clear answer (an activity may exist, unfollowed)",
         description=cmd_ambiguous.__doc__,
     )
     ambiguous.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
     ambiguous.add_argument("--json", action="store_true", help="print JSON")
-    ambiguous.set_defaults(handler=cmd_ambiguous)
 
-    dead = commands.add_parser(
+    dead = command(
         "dlq",
-        parents=[common],
+        cmd_dlq,
         help="the intake dead-letter queue: list or redrive",
         description="List the intake's dead-letter queue (messages stay there), or move its "
         "messages back to the intake queue (they keep the id first known).",
     )
     dead.add_argument("action", choices=("list", "redrive"))
     dead.add_argument("--max", type=int, default=None, help="at most this many messages")
-    dead.set_defaults(handler=cmd_dlq)
 
-    results = commands.add_parser(
+    results = command(
         "results",
-        parents=[common],
+        cmd_results,
         help="tail result events (--follow)",
         description="Subscribe a temporary SQS queue to the result topic and print events "
         "as they come; the queue and subscription are removed on exit.",
@@ -159,7 +160,6 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--timeout", type=float, default=None, help="stop after SECONDS")
     results.add_argument("--wait-seconds", type=int, default=20, help=argparse.SUPPRESS)  # long-poll length
     results.add_argument("--json", action="store_true", help="print each event as one JSON line")
-    results.set_defaults(handler=cmd_results)
     return parser
 
 
