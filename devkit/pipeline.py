@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import boto3
 
 from devkit.stack import Stack
+from untag_operator.dlq import receive_messages
 from untag_operator.results import allow_topic_delivery
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -348,17 +349,4 @@ def _send_batches(bodies: list[str]) -> list[list[str]]:
 
 def receive_batch(sqs: Any, queue_url: str, wanted: int) -> list[dict[str, Any]]:
     """Up to ``wanted`` messages, 10 a ReceiveMessage, as the SQS event source mapping gathers a batch."""
-    messages: list[dict[str, Any]] = []
-    while len(messages) < wanted:
-        answer = sqs.receive_message(
-            QueueUrl=queue_url,
-            MaxNumberOfMessages=min(10, wanted - len(messages)),
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-            WaitTimeSeconds=0,
-        )
-        received = answer.get("Messages", [])
-        if not received:
-            break
-        messages.extend(received)
-    return messages
+    return receive_messages(sqs, queue_url, wanted, WaitTimeSeconds=0)
