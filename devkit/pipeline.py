@@ -138,19 +138,27 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> di
     }
 
 
-def scheduled_event(region: str) -> dict[str, Any]:
-    """The event an EventBridge schedule sends."""
+def eventbridge_event(
+    detail_type: str, source: str, detail: Any, *, region: str, resources: list[str] | None = None
+) -> dict[str, Any]:
+    """An EventBridge event, as a rule or a schedule delivers it."""
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.scheduler",
+        "detail-type": detail_type,
+        "source": source,
         "account": "123456789012",
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "region": region,
-        "resources": [f"arn:aws:scheduler:{region}:123456789012:schedule/default/untag-poller"],
-        "detail": {},
+        "resources": resources or [],
+        "detail": detail,
     }
+
+
+def scheduled_event(region: str) -> dict[str, Any]:
+    """The event an EventBridge schedule sends."""
+    resources = [f"arn:aws:scheduler:{region}:123456789012:schedule/default/untag-poller"]
+    return eventbridge_event("Scheduled Event", "aws.scheduler", {}, region=region, resources=resources)
 
 
 class LocalPipeline:
