@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import boto3
 
 from devkit.stack import Stack
+from untag_operator.dlq import receive_messages
 from untag_operator.results import allow_topic_delivery
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,19 +138,27 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> di
     }
 
 
-def scheduled_event(region: str) -> dict[str, Any]:
-    """The event an EventBridge schedule sends."""
+def eventbridge_event(
+    detail_type: str, source: str, detail: Any, *, region: str, resources: list[str] | None = None
+) -> dict[str, Any]:
+    """An EventBridge event, as a rule or a schedule delivers it."""
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.scheduler",
+        "detail-type": detail_type,
+        "source": source,
         "account": "123456789012",
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "region": region,
-        "resources": [f"arn:aws:scheduler:{region}:123456789012:schedule/default/untag-poller"],
-        "detail": {},
+        "resources": resources or [],
+        "detail": detail,
     }
+
+
+def scheduled_event(region: str) -> dict[str, Any]:
+    """The event an EventBridge schedule sends."""
+    resources = [f"arn:aws:scheduler:{region}:123456789012:schedule/default/untag-poller"]
+    return eventbridge_event("Scheduled Event", "aws.scheduler", {}, region=region, resources=resources)
 
 
 class LocalPipeline:
@@ -207,15 +216,7 @@ class LocalPipeline:
 
     def submit(self, bodies: list[str]) -> list[str]:
         """Send request bodies to the intake queue, as a producer would; returns their message ids, in order."""
-        message_ids: list[str] = []
-        for batch in _send_batches(bodies):
-            entries = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(batch)]
-            answer = self.sqs.send_message_batch(QueueUrl=self.stack.queue_url, Entries=entries)
-            if answer.get("Failed"):
-                raise RuntimeError(f"could not queue requests: {answer['Failed']}")
-            sent = {entry["Id"]: entry["MessageId"] for entry in answer.get("Successful", ())}
-            message_ids.extend(sent[str(n)] for n in range(len(batch)))
-        return message_ids
+        return send_messages(self.sqs, self.stack.queue_url, bodies)
 
     def intake_once(self) -> int:
         """One event source mapping poll: receive up to a batch, invoke the intake, delete what succeeded."""
@@ -226,23 +227,13 @@ class LocalPipeline:
         self.intake_invocations += 1
         self.running = f"intake, {len(messages)} records"
         try:
-            response = self.intake(event, LambdaContext("untag-intake", self.intake_timeout))
-            failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", ())}
-        except Exception:  # noqa: BLE001 - a function error: Lambda retries the whole batch
-            self.intake_errors.append(traceback.format_exc())
-            failed = {message["MessageId"] for message in messages}
+            failed, error = invoke_intake(self.intake, event, LambdaContext("untag-intake", self.intake_timeout))
         finally:
             self.running = ""
+        if error:
+            self.intake_errors.append(error)
         self.retried_records += len(failed)
-        done = [message for message in messages if message["MessageId"] not in failed]
-        for start in range(0, len(done), 10):
-            self.sqs.delete_message_batch(
-                QueueUrl=self.stack.queue_url,
-                Entries=[
-                    {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]}
-                    for n, message in enumerate(done[start : start + 10])
-                ],
-            )
+        delete_messages(self.sqs, self.stack.queue_url, [m for m in messages if m["MessageId"] not in failed])
         # What failed becomes visible again at once here (the deployed queue waits its visibility timeout).
         if failed:
             for message in messages:
@@ -282,12 +273,7 @@ class LocalPipeline:
                     name: value["Value"] for name, value in envelope.get("MessageAttributes", {}).items()
                 }
                 self.results.append(event)
-            self.sqs.delete_message_batch(
-                QueueUrl=self.results_queue_url,
-                Entries=[
-                    {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]} for n, message in enumerate(messages)
-                ],
-            )
+            delete_messages(self.sqs, self.results_queue_url, messages)
 
     def queue_depth(self, url: str | None = None) -> int:
         attributes = self.sqs.get_queue_attributes(
@@ -320,6 +306,41 @@ class LocalPipeline:
         return False
 
 
+def invoke_intake(handler: Callable[[dict, Any], Any], event: dict[str, Any], context: Any) -> tuple[set[str], str]:
+    """Invoke the intake with an SQS batch, as the event source mapping does: (the message ids to redeliver,
+    the traceback if the function raised). A function error redelivers the whole batch."""
+    try:
+        response = handler(event, context)
+    except Exception:  # noqa: BLE001 - reported by the caller
+        return {record["messageId"] for record in event["Records"]}, traceback.format_exc()
+    return {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", ())}, ""
+
+
+def send_messages(sqs: Any, queue_url: str, bodies: list[str]) -> list[str]:
+    """Send bodies with SendMessageBatch, as a producer would; returns their message ids, in order."""
+    message_ids: list[str] = []
+    for batch in _send_batches(bodies):
+        entries = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(batch)]
+        answer = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+        if answer.get("Failed"):
+            raise RuntimeError(f"could not queue messages: {answer['Failed']}")
+        sent = {entry["Id"]: entry["MessageId"] for entry in answer.get("Successful", ())}
+        message_ids.extend(sent[str(n)] for n in range(len(batch)))
+    return message_ids
+
+
+def delete_messages(sqs: Any, queue_url: str, messages: list[dict[str, Any]]) -> None:
+    """Delete received messages, 10 a DeleteMessageBatch."""
+    for start in range(0, len(messages), 10):
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]}
+                for n, message in enumerate(messages[start : start + 10])
+            ],
+        )
+
+
 def _send_batches(bodies: list[str]) -> list[list[str]]:
     """Bodies grouped for SendMessageBatch: at most 10 per call and 256 KiB in all (a bigger body goes alone)."""
     batches: list[list[str]] = []
@@ -336,17 +357,4 @@ def _send_batches(bodies: list[str]) -> list[list[str]]:
 
 def receive_batch(sqs: Any, queue_url: str, wanted: int) -> list[dict[str, Any]]:
     """Up to ``wanted`` messages, 10 a ReceiveMessage, as the SQS event source mapping gathers a batch."""
-    messages: list[dict[str, Any]] = []
-    while len(messages) < wanted:
-        answer = sqs.receive_message(
-            QueueUrl=queue_url,
-            MaxNumberOfMessages=min(10, wanted - len(messages)),
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-            WaitTimeSeconds=0,
-        )
-        received = answer.get("Messages", [])
-        if not received:
-            break
-        messages.extend(received)
-    return messages
+    return receive_messages(sqs, queue_url, wanted, WaitTimeSeconds=0)

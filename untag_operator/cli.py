@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from botocore.exceptions import (
     ClientError,
@@ -74,6 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    def command(
+        name: str,
+        handler: Callable[[argparse.Namespace], int],
+        *,
+        parents: Sequence[argparse.ArgumentParser] = (),
+        **texts: str,
+    ) -> argparse.ArgumentParser:
+        """A subcommand with the target options, run by ``handler``; ``texts``: its help and description."""
+        subparser = commands.add_parser(name, parents=[common, *parents], **texts)
+        subparser.set_defaults(handler=handler)
+        return subparser
+
     request = argparse.ArgumentParser(add_help=False)  # the request, from flags or a file: submit and preview
     source = request.add_mutually_exclusive_group(required=True)
     source.add_argument("--contacts", metavar="IDS", help="contact ids, comma-separated")
@@ -94,19 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
     request.add_argument("--request-id", help="the idempotency key (default: the SQS messageId)")
     request.add_argument("--metadata", metavar="JSON", help="a JSON object echoed back in the result event")
 
-    submit = commands.add_parser(
+    submit = command(
         "submit",
-        parents=[common, request],
+        cmd_submit,
+        parents=[request],
         help="validate and send an untag request; prints its id",
         description="Validate a request with the service's own rules, send it to the intake "
         "queue, print its request_id (the SQS messageId when it has none).",
     )
     submit.add_argument("--dry-run", action="store_true", help="validate and print the body; send nothing")
-    submit.set_defaults(handler=cmd_submit)
 
-    preview = commands.add_parser(
+    preview = command(
         "preview",
-        parents=[common, request],
+        cmd_preview,
+        parents=[request],
         help="what a request would do (activities, contacts, unresolved names); nothing is done",
         description="Send the request with dry_run: the service resolves its names and addresses, counts "
         "its activities and contacts, creates nothing, and publishes a previewed event, printed here.",
@@ -114,11 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--timeout", type=float, default=300.0, help="give up after SECONDS (300)")
     preview.add_argument("--interval", type=float, default=2.0, help=argparse.SUPPRESS)
     preview.add_argument("--json", action="store_true", help="print the report as JSON")
-    preview.set_defaults(handler=cmd_preview)
 
-    status = commands.add_parser(
+    status = command(
         "status",
-        parents=[common],
+        cmd_status,
         help="a request: activities, percent done, result",
         description="What the activity table knows of one request.",
     )
@@ -127,43 +139,39 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--timeout", type=float, default=900.0, help="with --wait: give up after SECONDS (900)")
     status.add_argument("--interval", type=float, default=5.0, help="with --wait: seconds between reads (5)")
     status.add_argument("--json", action="store_true", help="print JSON")
-    status.set_defaults(handler=cmd_status)
 
-    pending = commands.add_parser(
+    pending = command(
         "pending",
-        parents=[common],
+        cmd_pending,
         help="the activities the poller is waiting for",
         description="The poller's work list: activities not yet final (and final ones "
         "settling), and result events not yet published.",
     )
     pending.add_argument("--limit", type=int, default=1000, help="at most this many items (1000)")
     pending.add_argument("--json", action="store_true", help="print JSON")
-    pending.set_defaults(handler=cmd_pending)
 
-    ambiguous = commands.add_parser(
+    ambiguous = command(
         "ambiguous",
-        parents=[common],
+        cmd_ambiguous,
         help="creates that got no clear answer (an activity may exist, unfollowed)",
         description=cmd_ambiguous.__doc__,
     )
     ambiguous.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
     ambiguous.add_argument("--json", action="store_true", help="print JSON")
-    ambiguous.set_defaults(handler=cmd_ambiguous)
 
-    dead = commands.add_parser(
+    dead = command(
         "dlq",
-        parents=[common],
+        cmd_dlq,
         help="the intake dead-letter queue: list or redrive",
         description="List the intake's dead-letter queue (messages stay there), or move its "
         "messages back to the intake queue (they keep the id first known).",
     )
     dead.add_argument("action", choices=("list", "redrive"))
     dead.add_argument("--max", type=int, default=None, help="at most this many messages")
-    dead.set_defaults(handler=cmd_dlq)
 
-    results = commands.add_parser(
+    results = command(
         "results",
-        parents=[common],
+        cmd_results,
         help="tail result events (--follow)",
         description="Subscribe a temporary SQS queue to the result topic and print events "
         "as they come; the queue and subscription are removed on exit.",
@@ -180,7 +188,6 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--timeout", type=float, default=None, help="stop after SECONDS")
     results.add_argument("--wait-seconds", type=int, default=20, help=argparse.SUPPRESS)  # long-poll length
     results.add_argument("--json", action="store_true", help="print each event as one JSON line")
-    results.set_defaults(handler=cmd_results)
 
     auth = commands.add_parser(
         "auth",

@@ -30,25 +30,33 @@ INTAKE_MAX_MESSAGE_BYTES = 262_144
 RECEIVE_VISIBILITY_SECONDS = 60  # a message being moved is hidden this long from other readers
 
 
-def peek(sqs: Any, dlq_url: str, limit: int = 10) -> list[dict[str, Any]]:
-    """Read up to ``limit`` messages without removing them (they become visible again at once)."""
+def receive_messages(sqs: Any, queue_url: str, wanted: int, **options: Any) -> list[dict[str, Any]]:
+    """Up to ``wanted`` distinct messages with all their attributes, 10 a ReceiveMessage, until the queue gives
+    none (a message received twice counts once, with its latest receipt handle). ``options``: ReceiveMessage's
+    (``VisibilityTimeout``, ``WaitTimeSeconds``). Also the developer kit's event source mapping."""
     seen: dict[str, dict[str, Any]] = {}
-    while len(seen) < limit:
+    while len(seen) < wanted:
         answer = sqs.receive_message(
-            QueueUrl=dlq_url,
-            MaxNumberOfMessages=min(10, limit - len(seen)),
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=min(10, wanted - len(seen)),
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
-            VisibilityTimeout=5,
+            **options,
         )
         messages = answer.get("Messages", [])
         if not messages:
             break
         for message in messages:
             seen[message["MessageId"]] = message
-    for message in seen.values():  # leave them where they were
-        sqs.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
     return list(seen.values())
+
+
+def peek(sqs: Any, dlq_url: str, limit: int = 10) -> list[dict[str, Any]]:
+    """Read up to ``limit`` messages without removing them (they become visible again at once)."""
+    messages = receive_messages(sqs, dlq_url, limit, VisibilityTimeout=5)
+    for message in messages:  # leave them where they were
+        sqs.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+    return messages
 
 
 def message_bytes(body: str, attributes: dict[str, dict[str, Any]]) -> int:

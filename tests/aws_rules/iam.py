@@ -7,7 +7,7 @@ every AWS call its code makes against that role, as AWS does, before the call re
 - The roles are those of the deployed stack: template.yaml after SAM's own transform
   (aws-sam-translator), so policy templates (``SNSPublishMessagePolicy``) and the managed
   policies SAM attaches are expanded as CloudFormation receives them. Intrinsic functions in the
-  statements are resolved against the stack devkit/stack.py provisioned (real ARNs of its table,
+  statements are resolved against the stack devkit.stack provisioned (real ARNs of its table,
   topic, secret and queues).
 - A call is attributed to a function while that function's code runs: ``devkit.pipeline.load_handler``
   sets ``running_function`` while the module initialises and while the handler runs. Calls made by
@@ -48,6 +48,7 @@ from botocore.handlers import BUILTIN_HANDLERS
 
 from devkit.pipeline import RunningFunction, running_function
 from devkit.stack import Stack
+from devkit.stack.intrinsics import Resolver
 
 # --------------------------------------------------------------------------- the rules AWS states
 
@@ -149,74 +150,28 @@ def function_roles(transformed: dict[str, Any]) -> dict[str, tuple[str, dict[str
     return roles
 
 
-class _Resolver:
-    """Ref / Fn::GetAtt / Fn::Sub / Fn::Join against a provisioned stack (parameters at their defaults).
+class StackResolver(Resolver):
+    """devkit's intrinsic functions, against a provisioned stack (parameters at their defaults).
 
     What the local stack did not create resolves to a placeholder no real resource matches.
     """
 
-    def __init__(self, stack: Stack, template: dict[str, Any]):
+    def __init__(self, stack: Stack):
         _, _, _, self.region, self.account_id, _ = stack.queue_arn.split(":", 5)
         # devkit.stack names each resource f"{prefix}-{LogicalId}"
-        self.prefix = stack.table_name.removesuffix("-ActivityTable")
-        self.stack = stack
-        self.parameters = {
-            name: str(declaration.get("Default", "")) for name, declaration in template.get("Parameters", {}).items()
-        }
+        prefix = stack.table_name.removesuffix("-ActivityTable")
+        super().__init__(stack.template, {}, prefix=prefix, region=self.region, account_id=lambda: self.account_id)
+        self.refs.update(stack.physical_ids)
+        self.attributes.update(stack.attributes)
 
-    def ref(self, name: str) -> str:
-        pseudo = {
-            "AWS::Region": self.region,
-            "AWS::AccountId": self.account_id,
-            "AWS::Partition": "aws",
-            "AWS::StackName": self.prefix,
-            "AWS::URLSuffix": "amazonaws.com",
-        }
-        if name in pseudo:
-            return pseudo[name]
-        if name in self.parameters:
-            return self.parameters[name]
-        return self.stack.physical_ids.get(name, f"<not provisioned locally: !Ref {name}>")
+    def ref(self, name: str) -> Any:
+        if name in self.template.get("Resources", {}) and name not in self.refs:
+            return f"<not provisioned locally: !Ref {name}>"
+        return super().ref(name)
 
-    def get_att(self, resource: str, attribute: str) -> str:
+    def get_att(self, resource: str, attribute: str) -> Any:
         missing = f"<not provisioned locally: !GetAtt {resource}.{attribute}>"
-        return self.stack.attributes.get(resource, {}).get(attribute, missing)
-
-    def resolve(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [self.resolve(item) for item in value]
-        if not isinstance(value, dict):
-            return value
-        if len(value) == 1:
-            ((key, argument),) = value.items()
-            if key == "Ref":
-                return self.ref(argument)
-            if key == "Fn::GetAtt":
-                resource, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
-                return self.get_att(resource, attribute)
-            if key == "Fn::Sub":
-                return self._sub(argument)
-            if key == "Fn::Join":
-                delimiter, items = argument
-                return delimiter.join(str(item) for item in self.resolve(items))
-            if key.startswith("Fn::"):
-                raise NotImplementedError(f"{key} in an IAM statement is not resolved by tests/aws_rules/iam.py")
-        return {key: self.resolve(item) for key, item in value.items()}
-
-    def _sub(self, argument: Any) -> str:
-        text, variables = (argument, {}) if isinstance(argument, str) else (argument[0], self.resolve(argument[1]))
-
-        def substitute(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name.startswith("!"):
-                return "${" + name[1:] + "}"
-            if name in variables:
-                return str(variables[name])
-            if "." in name and not name.startswith("AWS::"):
-                return self.get_att(*name.split(".", 1))
-            return self.ref(name)
-
-        return re.sub(r"\$\{([^}]*)\}", substitute, text)
+        return self.attributes.get(resource, {}).get(attribute, missing)
 
 
 @lru_cache(maxsize=1024)
@@ -291,7 +246,7 @@ def role_policies(stack: Stack) -> dict[str, RolePolicy]:
 
 
 def _role_policies(stack: Stack) -> dict[str, RolePolicy]:
-    resolver = _Resolver(stack, stack.template)
+    resolver = StackResolver(stack)
     transformed = transformed_template(stack.template, resolver.region)
     policies: dict[str, RolePolicy] = {}
     for function, (role_id, role) in function_roles(transformed).items():

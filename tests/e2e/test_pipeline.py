@@ -16,6 +16,8 @@ import uuid
 from itertools import product
 from typing import Any
 
+from devkit.pipeline import eventbridge_event as eventbridge_envelope
+
 REMOVE_TAGS = "/v3/activities/contacts_taggings_remove"
 ISO_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
 STATES = ("completed", "failed", "cancelled", "timed_out", "rejected")
@@ -322,19 +324,9 @@ def test_tolerated_variants_reach_constant_contact_in_canonical_form(pipeline, s
     }
 
 
-def eventbridge_event(detail: dict) -> dict:
+def eventbridge_event(detail: dict | str) -> dict:
     """An EventBridge event as a rule delivers it to an SQS target."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Untag Requested",
-        "source": "crm.example",
-        "account": "123456789012",
-        "time": "2026-11-26T10:00:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": detail,
-    }
+    return eventbridge_envelope("Untag Requested", "crm.example", detail, region="us-east-1")
 
 
 def sns_notification(message: dict | str) -> dict:

@@ -13,6 +13,7 @@ import time
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
+from untag.publisher import SnsPublisher
 from untag.services import current_services
 
 REMOVE_TAGS = "/v3/activities/contacts_taggings_remove"
@@ -246,13 +247,13 @@ def test_an_event_sns_did_not_take_stays_due_and_the_next_run_publishes_it_with_
 ):
     # Given a request whose activity completes on the next read, and SNS unreachable for that run
     invoke.poller()
-    publisher = current_services().publisher  # the poller's own SNS port
-    reachable = publisher._client_factory
+    services = current_services()
+    reachable = services.publisher  # the poller's own SNS port
 
     def unreachable():
         raise EndpointConnectionError(endpoint_url="https://sns.us-east-1.amazonaws.com/")
 
-    monkeypatch.setattr(publisher, "_client_factory", unreachable)
+    monkeypatch.setattr(services, "publisher", SnsPublisher(unreachable, services.config.topic_arn))
 
     # When the poller runs
     invoke.poller()
@@ -265,7 +266,7 @@ def test_an_event_sns_did_not_take_stays_due_and_the_next_run_publishes_it_with_
     assert stored_event["state"] == "completed"
 
     # When SNS is back and the poller runs again
-    monkeypatch.setattr(publisher, "_client_factory", reachable)
+    monkeypatch.setattr(services, "publisher", reachable)
     calls = len(simulator.calls)
     invoke.poller()
 

@@ -1,4 +1,4 @@
-"""The burst emulation `make bench` measures (devkit/virtual.py), at a small scale: the event flow in virtual time.
+"""The burst emulation `make bench` measures (devkit/virtual/), at a small scale: the event flow in virtual time.
 
 Each test runs the deployed flow (moto SQS with the template's queues, the event source mapping,
 the poller's schedule, the simulator enforcing 4 calls a second on the virtual clock) for a few
