@@ -10,6 +10,7 @@ Prints a table and writes bench/results.json. The measures, by section (a module
    built layer's size (``cold_start``, ``layer``).
 5. AWS API calls per request (DynamoDB, SNS, Secrets Manager) over scenario 1 (``calls``).
 6. A burst of 3,000 requests that share nothing, in virtual time, against the real rate limit (``burst``).
+7. Constant Contact calls per 1,000 e-mail addresses resolved, cold and warm contact directory (``resolution``).
 
 A section has ``measure()`` (its figures, merged into bench/results.json), ``rows(results)`` (its rows of
 the table, by the number of their measure above) and ``notes(results)`` (a paragraph after the table, or
@@ -23,13 +24,14 @@ import json
 import os
 import sys
 
-from bench import ROOT, burst, calls, cold_start
+from bench import ROOT, burst, calls, cold_start, resolution
 
 RESULTS = ROOT / "bench" / "results.json"
 SECTIONS = (
     calls,
     cold_start,
     burst,
+    resolution,
 )
 
 
