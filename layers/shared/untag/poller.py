@@ -19,10 +19,11 @@ from untag.budget import TimeBudget
 from untag.config import Config
 from untag.constant_contact import ApiError, QuotaExceeded
 from untag.creation import create_due
+from untag.directory_sync import keep_directory_current
 from untag.observability import MetricUnit, count, logger, metrics
 from untag.ports import Ports
 from untag.records import ActivityRecord, RequestStatus
-from untag.resolution import keep_directory_current, resolve_due
+from untag.resolution import resolve_due
 from untag.result_event import parse_utc, utc_timestamp
 from untag.settlement import finish_if_done, publish
 
