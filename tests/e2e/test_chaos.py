@@ -161,7 +161,8 @@ def test_no_request_is_lost_or_done_twice_whatever_fails(stack, chaos_simulator,
             sim.fail_next("GET", "/v3/activities", 0, drop=True)
         # two pollers at once (each AWS request atomic, as in AWS); now and then one of them crashes half-way,
         # after some of its writes: the next run must pick its work up
-        crash.armed = cycles % 13 == 0
+        if cycles % 13 == 1:  # armed until it fires: the next settling write of either poller
+            crash.armed = True
         pollers = [threading.Thread(target=poll_once) for _ in range(2)]
         for poller in pollers:
             poller.start()
