@@ -19,9 +19,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from untag.aws_limits import DYNAMODB_BATCH_WRITE_MAX_ITEMS
 from untag.constant_contact import Contact
-from untag.dynamodb import batch_get, condition_failed, dump, load
+from untag.dynamodb import batch_get, batch_write, condition_failed, dump, load
 from untag.records import SyncState, TagCache
 
 SYNC_KEY = {"pk": "DIRECTORY#sync", "sk": "DIRECTORY"}
@@ -83,15 +82,8 @@ class DynamoDirectory:
                 raise
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
-        for start in range(0, len(requests), DYNAMODB_BATCH_WRITE_MAX_ITEMS):
-            pending: dict[str, Any] = {self._table: requests[start : start + DYNAMODB_BATCH_WRITE_MAX_ITEMS]}
-            for attempt in range(8):
-                pending = self._db.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                self._sleep(min(0.05 * 2**attempt, 1.0))
-            if pending:
-                raise RuntimeError("DynamoDB left directory writes unprocessed after 8 tries")
+        if batch_write(self._db, self._table, requests, sleep=self._sleep):
+            raise RuntimeError("DynamoDB left directory writes unprocessed after 8 tries")
 
     def sync_state(self) -> SyncState:
         answer = self._db.get_item(TableName=self._table, Key=dump(SYNC_KEY), ConsistentRead=True)

@@ -11,7 +11,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from untag.aws_limits import DYNAMODB_BATCH_GET_MAX_KEYS
+from untag.aws_limits import DYNAMODB_BATCH_GET_MAX_KEYS, DYNAMODB_BATCH_WRITE_MAX_ITEMS
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -72,3 +72,20 @@ def batch_get(
                 break
             sleep(min(0.05 * 2**attempt, 1.0))
     return items
+
+
+def batch_write(
+    db: Any, table: str, requests: list[dict[str, Any]], sleep: Callable[[float], None] = time.sleep
+) -> int:
+    """Put and delete requests, 25 a call, unprocessed ones retried with back-off (8 tries); how many
+    DynamoDB still left unprocessed."""
+    left = 0
+    for start in range(0, len(requests), DYNAMODB_BATCH_WRITE_MAX_ITEMS):
+        pending: dict[str, Any] = {table: requests[start : start + DYNAMODB_BATCH_WRITE_MAX_ITEMS]}
+        for attempt in range(8):
+            pending = db.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+            if not pending:
+                break
+            sleep(min(0.05 * 2**attempt, 1.0))
+        left += len(pending.get(table, ()))
+    return left

@@ -10,8 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from untag.activity import ActivityStatus
-from untag.aws_limits import DYNAMODB_BATCH_WRITE_MAX_ITEMS
-from untag.dynamodb import batch_get, condition_failed, dump, load, moment
+from untag.dynamodb import batch_get, batch_write, condition_failed, dump, load, moment
 from untag.records import ActivityRecord, Publication
 from untag.table_items import DUE_ACTIVITY, DUE_INDEX, DUE_PUBLISH, activity_key, activity_record, publication
 
@@ -154,13 +153,7 @@ class WorkLists:
             }
             for publication in publications
         ]
-        for start in range(0, len(puts), DYNAMODB_BATCH_WRITE_MAX_ITEMS):
-            pending: dict[str, Any] = {self._table: puts[start : start + DYNAMODB_BATCH_WRITE_MAX_ITEMS]}
-            for attempt in range(8):
-                pending = self._db.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
+        batch_write(self._db, self._table, puts)  # (one left unprocessed stays due: published again, same event_id)
 
     def _leave_work_list(self, key: dict[str, str]) -> None:
         self._transition(
