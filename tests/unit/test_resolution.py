@@ -12,10 +12,10 @@ from dataclasses import replace
 import pytest
 
 from tests.unit.fakes import QuotaSpent, Services, budget
-from untag.constant_contact import TransientApiError
+from untag.constant_contact import Tag, TransientApiError
 from untag.intake import Message, accept_batch
 from untag.poller import poll
-from untag.records import RequestStatus, SyncState
+from untag.records import RequestStatus, SyncState, TagCache
 
 AT = 1_800_000_000.0
 
@@ -307,3 +307,16 @@ def test_addresses_that_resolve_to_more_ids_than_a_record_holds_fail_the_request
         "split it into smaller requests"
     ]
     assert services.constant_contact.calls == []
+
+
+def test_one_instance_refreshes_the_tags_at_a_time(services):
+    services.controls.acquire = lambda name, holder, lease_seconds: None  # another instance holds the lease
+    send(services, {"request_id": "r1", "source": {"contact_ids": ["c-1"]}, "tag_names": ["VIP"]})
+    assert "tags" not in services.constant_contact.calls  # no cache yet: the request waits for the other's refresh
+    assert services.store.requests["r1"].status is RequestStatus.RESOLVING
+    assert services.store.resolution_due["r1"] == services.clock() + 5
+
+    services.directory.tags = TagCache.of([Tag("t-vip", "VIP")], services.clock())  # what the other one stored
+    services.clock.advance(5)
+    poll(services, budget(services))
+    assert services.store.requests["r1"].tag_ids == ("t-vip",) and "tags" not in services.constant_contact.calls

@@ -275,7 +275,23 @@ class _Run:
         return found, missing
 
     def _refresh_tags(self, final: bool) -> None:
-        """Read every tag (GET /contact_tags, 500 a page) into the cache."""
+        """Read every tag (GET /contact_tags, 500 a page) into the cache: one instance at a time (a lease), and
+        not again if another refreshed it meanwhile."""
+        controls, now = self.services.controls, self.services.clock()
+        if controls.acquire("tag-refresh", self._holder, self.budget.lease_seconds()) is None:
+            if self._tags.refreshed_at or final:
+                return  # the old cache answers; the refresh under way serves the next runs
+            raise _Wait("another instance is reading the tags", now + 5)
+        try:
+            cache = self.services.directory.tag_cache()
+            if cache.refreshed_at > now - self.services.config.tag_refresh_seconds:
+                self._tags, self._tags_refreshed = cache, True  # refreshed by another instance meanwhile
+                return
+            self._read_tags(final)
+        finally:
+            controls.release("tag-refresh", self._holder)
+
+    def _read_tags(self, final: bool) -> None:
         tags, link, started = [], None, self.services.clock()
         while True:
             if not self._take("sync", 1):
