@@ -74,7 +74,7 @@ def _record_all(
     sharing = Counter(
         tuple(sorted(outcome.tag_ids))
         for _, outcome in outcomes
-        if isinstance(outcome, UntagRequest) and can_share_activities(outcome)
+        if isinstance(outcome, UntagRequest) and not outcome.needs_resolution and can_share_activities(outcome)
     )
     for message, outcome in outcomes:
         if budget.exhausted():  # not recorded: SQS delivers it again, to an invocation with time
