@@ -320,3 +320,13 @@ def test_one_instance_refreshes_the_tags_at_a_time(services):
     services.clock.advance(5)
     poll(services, budget(services))
     assert services.store.requests["r1"].tag_ids == ("t-vip",) and "tags" not in services.constant_contact.calls
+
+
+def test_a_sender_whose_clock_is_ahead_does_not_keep_its_request_waiting(services):
+    body = {"request_id": "r1", "source": {"emails": ["user1@example.com", "nobody@example.com"]}, "tag_ids": ["t"]}
+    message = Message("m-1", json.dumps(body), sent_at=services.clock() + 3600)  # SentTimestamp an hour ahead
+
+    assert accept_batch([message], services, budget(services)) == set()
+
+    assert services.store.requests["r1"].status is RequestStatus.PENDING
+    assert services.constant_contact.created[0]["source"] == {"contact_ids": ["c-1"]}

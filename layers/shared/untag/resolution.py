@@ -313,6 +313,7 @@ class _Run:
     def _contact_ids(self, emails: list[str], record: RequestRecord, final: bool) -> dict[str, str]:
         directory = self.services.directory
         received = record.received_epoch or (parse_utc(record.received_at) or self.services.clock()) + 1
+        received = min(received, self.services.clock())  # (a sender's clock ahead of ours: now will do)
         found = directory.lookup(emails)
         missing = [email for email in emails if email not in found]
         if not missing:
