@@ -1,4 +1,4 @@
-"""Fixtures of the contact and tag tests (test_simulator.py keeps its own ``make_sim`` and ``sim``)."""
+"""Fixtures of the simulator tests: simulators started on demand (and stopped after), a settable clock."""
 
 from __future__ import annotations
 

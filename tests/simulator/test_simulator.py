@@ -21,21 +21,6 @@ REMOVE = "/activities/contacts_taggings_remove"
 
 
 @pytest.fixture
-def make_sim():
-    started: list[ConstantContactSimulator] = []
-
-    def make(**kwargs) -> ConstantContactSimulator:
-        kwargs.setdefault("rate_limit_per_second", None)
-        sim = ConstantContactSimulator(**kwargs).start()
-        started.append(sim)
-        return sim
-
-    yield make
-    for sim in started:
-        sim.stop()
-
-
-@pytest.fixture
 def sim(make_sim):
     return make_sim()
 
