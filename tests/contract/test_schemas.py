@@ -151,11 +151,14 @@ def test_the_result_event_schema_names_every_field_the_service_sets():
         received_at="2026-11-26T10:00:00Z",
         finished_at="2026-11-26T10:00:00Z",
     )
-    assert set(summarised["truncated"]) | set(many["truncated"]) | set(huge["truncated"]) == set(
-        schema["properties"]["truncated"]["properties"]
-    )
+    from tests.unit.test_result_event_size import crowded_preview
+
+    crowded = crowded_preview()
+    assert set(summarised["truncated"]) | set(many["truncated"]) | set(huge["truncated"]) | set(
+        crowded["truncated"]
+    ) == set(schema["properties"]["truncated"]["properties"])
     assert set(activity.as_event()) == set(schema["$defs"]["activity"]["properties"])
-    for event in (finished, rejected, summarised, many, huge):
+    for event in (finished, rejected, summarised, many, huge, crowded):
         assert list(RESULT_EVENT.iter_errors(event)) == []
 
 

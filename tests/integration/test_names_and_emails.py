@@ -158,3 +158,54 @@ def test_the_sample_batch_in_the_crms_words_reaches_its_outcomes(account, invoke
     assert events["crm-preview-2026-12-02-4"]["preview"]["contacts"] == 2
     # Reported unresolved: by the failed request, and by the preview (in `unresolved` and in `preview`).
     assert json.dumps(events).count("ghost@example.com") == 3
+
+
+def _directory_knows(stack, ids_by_email: dict[str, str]) -> None:
+    """The contact directory as a finished sync leaves it (what the handlers then read)."""
+    import time
+
+    import boto3
+
+    from untag.constant_contact import Contact
+    from untag.directory import DynamoDirectory
+    from untag.records import SyncState
+
+    client = boto3.client("dynamodb")
+    directory = DynamoDirectory(lambda: client, stack.table_name, sleep=lambda _: None)
+    directory.apply(Contact(contact_id, email) for email, contact_id in ids_by_email.items())
+    directory.save_sync_state(SyncState(synced_until=time.time() + 60))
+
+
+@pytest.mark.parametrize(("id_length", "state"), [(56, "completed"), (64, "failed")])
+def test_5000_excluded_addresses_fit_the_record_or_fail_saying_so(account, invoke, sqs_event, stack, id_length, state):
+    # DynamoDB refuses an item over 400 KB (tests/aws_rules/limits.py enforces it on every write): the largest
+    # resolution the guard lets through must be written; one past it must end `failed`, never loop.
+    emails = [f"u{n:04d}@example.com" for n in range(5000)]
+    _directory_knows(stack, {email: f"{n:0{id_length}d}" for n, email in enumerate(emails)})
+    request = {
+        "request_id": "big",
+        "source": {"list_ids": ["l-newsletter"]},
+        "exclude": {"emails": emails},
+        "tag_ids": ["t-1"],
+    }
+
+    assert invoke.intake(sqs_event(request)) == {"batchItemFailures": []}
+    event = run_to_the_end(invoke)["big"]
+
+    assert event["state"] == state and event["resolved"] == {"contacts": 5000, "tags": 0}
+    if state == "failed":
+        assert "more than one request's record holds" in event["errors"][0]
+        assert account.count("POST", REMOVE_TAGS) == 0
+    else:
+        [post] = [call for call in account.calls if call.path == REMOVE_TAGS]
+        assert len(post.body["exclude"]["contact_ids"]) == 5000
+
+
+def test_a_preview_of_30_lists_counts_them_25_a_call(account, invoke, sqs_event):
+    lists = [f"l-{n}" for n in range(30)]
+    invoke.intake(sqs_event({"request_id": "p-30", "source": {"list_ids": lists}, "tag_ids": ["t-1"], "dry_run": True}))
+
+    [event] = invoke.results()
+    counts = [call.query for call in calls_to(account, "/v3/contacts")]
+    assert [len(query["lists"].split(",")) for query in counts] == [25, 5]  # GET /contacts takes at most 25 lists
+    assert event["preview"]["contacts"] == 0 and event["preview"]["activities"] == 1

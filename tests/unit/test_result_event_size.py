@@ -77,3 +77,37 @@ def test_a_rejected_event_with_a_huge_tag_list_and_body_still_fits():
     )
     assert event_bytes(event) <= SNS_MESSAGE_MAX_BYTES
     assert event["truncated"]["tag_ids"]["count"] == 9000
+
+
+def crowded_preview() -> dict:
+    """A preview naming 500 tags of 255 characters and 100 long addresses that do not resolve: the caps allow
+    it, each character takes 6 bytes in JSON when not ASCII, and a preview holds what did not resolve twice."""
+    from untag.records import RequestRecord, RequestStatus, Resolution
+    from untag.result_event import previewed_event
+
+    names = tuple(f"{n:03d}" + "é" * 252 for n in range(500))
+    emails = tuple(f"{n:03d}" + "ü" * 240 + "@example.com" for n in range(100))
+    resolution = Resolution(0, 0, names, 5000, emails)
+    record = RequestRecord("r-1", RequestStatus.RESOLVING, "f", (), "emails", AT, tag_names=names)
+    return previewed_event(
+        record,
+        tag_ids=["t" * 64] * 500,
+        activities=0,
+        contacts=0,
+        resolution=resolution,
+        unresolved=resolution.unresolved(),
+        finished_at=AT,
+    )
+
+
+def test_a_preview_naming_500_long_unicode_tags_and_100_long_addresses_fits_and_says_what_was_cut():
+    from tests.contract.test_schemas import RESULT_EVENT
+
+    event = crowded_preview()
+
+    assert event_bytes(event) <= SNS_MESSAGE_MAX_BYTES  # SNS refuses a message over 256 KiB
+    assert event["truncated"]["unresolved.tag_names"]["count"] == 500
+    names = event["unresolved"]["tag_names"]
+    assert names and names == [f"{n:03d}" + "é" * 252 for n in range(len(names))]
+    assert event["unresolved"]["emails"]["count"] == 5000  # the count stays whole
+    RESULT_EVENT.validate(event)  # the summary is one the result-event schema describes

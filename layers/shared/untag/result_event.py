@@ -145,10 +145,9 @@ def fit_in_one_message(event: dict[str, Any]) -> dict[str, Any]:
     echo whole keeps its first bytes, its size and its SHA-256, so that the sender can find it.
     """
     truncated: dict[str, Any] = {}
-    for name in ("activities", "errors"):
-        if len(event[name]) > LIST_SHOWN:
-            truncated[name] = {"count": len(event[name]), "shown": LIST_SHOWN}
-            event[name] = event[name][:LIST_SHOWN]
+    for holder, key, name in _lists(event):
+        if name != "tag_ids" and not name.endswith("emails.first"):  # (those two are bounded already)
+            _cut(holder, key, name, LIST_SHOWN, truncated)
     if truncated:
         event["truncated"] = truncated
     if event_bytes(event) <= EVENT_MAX_BYTES:
@@ -169,15 +168,32 @@ def fit_in_one_message(event: dict[str, Any]) -> dict[str, Any]:
     shown = LIST_SHOWN
     while event_bytes(event) > EVENT_MAX_BYTES and shown > 0:  # only with pathological per-entry sizes
         shown //= 2
-        for name in ("activities", "errors", "tag_ids"):
-            if not isinstance(event.get(name), list):
-                continue
-            count = truncated.get(name, {}).get("count", len(event[name]))
-            if len(event[name]) > shown:
-                truncated[name] = {"count": count, "shown": shown}
-                event[name] = event[name][:shown]
+        for holder, key, name in _lists(event):
+            _cut(holder, key, name, shown, truncated)
         event["truncated"] = truncated
     return event
+
+
+def _lists(event: dict[str, Any]) -> list[tuple[dict[str, Any], str, str]]:
+    """The event's lists that may be summarised: (the object holding one, its key, its name in ``truncated``).
+    What did not resolve may hold 500 names of 255 characters, each 6 bytes in JSON when not ASCII."""
+    lists = [(event, name, name) for name in ("activities", "errors", "tag_ids")]
+    for where, unresolved in (
+        ("unresolved", event.get("unresolved")),
+        ("preview.unresolved", (event.get("preview") or {}).get("unresolved")),
+    ):
+        if isinstance(unresolved, dict):
+            lists.append((unresolved, "tag_names", f"{where}.tag_names"))
+            if isinstance(unresolved.get("emails"), dict):
+                lists.append((unresolved["emails"], "first", f"{where}.emails.first"))
+    return [(holder, key, name) for holder, key, name in lists if isinstance(holder.get(key), list)]
+
+
+def _cut(holder: dict[str, Any], key: str, name: str, shown: int, truncated: dict[str, Any]) -> None:
+    """Keep the first ``shown`` entries of a list; ``truncated[name]`` says how many there were."""
+    if len(holder[key]) > shown:
+        truncated[name] = {"count": truncated.get(name, {}).get("count", len(holder[key])), "shown": shown}
+        holder[key] = holder[key][:shown]
 
 
 def event_bytes(event: dict[str, Any]) -> int:
