@@ -233,7 +233,7 @@ class _Run:
             request.metadata,
         )
         error = None
-        cap = self.services.config.max_activities_per_request
+        cap, activities = self.services.config.max_activities_per_request, len(plan_activities(plan))
         if not tag_ids:
             error = (
                 f"no tag resolved: none of the {len(request.tag_names)} tag names matches a Constant Contact "
@@ -249,10 +249,10 @@ class _Run:
                 f"request: resolves to {len(plan.source_ids)} source ids and {len(plan.exclude_contact_ids)} excluded "
                 "contact ids, more than one request's record holds; split it into smaller requests"
             )
-        elif len(tag_ids) > TAG_IDS_MAX or len(plan_activities(plan)) > cap:
+        elif len(tag_ids) > TAG_IDS_MAX or activities > cap:
             # (a name may match several tags: the caps checked on the request are checked again on what it became)
             error = (
-                f"request: resolves to {len(tag_ids)} tags and {len(plan_activities(plan))} activities, more than "
+                f"request: resolves to {len(tag_ids)} tags and {activities} activities, more than "
                 f"the caps of {TAG_IDS_MAX} tags and {cap} activities per request"
             )
         return plan, resolution, error
