@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 
 from tests.unit.fakes import QuotaSpent, Services, budget
-from untag.constant_contact import Tag, TransientApiError
+from untag.constant_contact import PermanentApiError, Tag, TransientApiError
 from untag.intake import Message, accept_batch
 from untag.poller import poll
 from untag.records import RequestStatus, SyncState, TagCache
@@ -330,3 +330,21 @@ def test_a_sender_whose_clock_is_ahead_does_not_keep_its_request_waiting(service
 
     assert services.store.requests["r1"].status is RequestStatus.PENDING
     assert services.constant_contact.created[0]["source"] == {"contact_ids": ["c-1"]}
+
+
+def test_a_refused_next_page_starts_the_directory_pass_again(services):
+    api = services.constant_contact
+    pages = api.list_contacts
+    refused: list[str] = []
+
+    def list_contacts(*, updated_after=None, next_link=None):
+        if next_link and not refused:  # a cursor Constant Contact no longer takes (expired): 400
+            refused.append(next_link)
+            raise PermanentApiError("Constant Contact contacts answered 400 bad cursor", status=400)
+        return pages(updated_after=updated_after, next_link=next_link)
+
+    api.list_contacts = list_contacts
+    send(services, {"request_id": "r1", "source": {"emails": ["user4@example.com"]}, "tag_ids": ["t-1"]})
+
+    assert refused and services.directory.contacts["user4@example.com"] == "c-4"  # the new pass read every page
+    assert services.store.requests["r1"].status is RequestStatus.PENDING
